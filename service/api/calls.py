@@ -1,0 +1,72 @@
+"""What every RPC of every API does around its work: admission, deadline, metrics, errors.
+
+One place maps ServiceError to its status code and records requests_total,
+request_duration and inflight, so attnserve.v1 and KServe V2 count and fail alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from service.errors import ServiceError, Unavailable
+from service.metrics import Metrics
+from service.repository import Repository
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class CallRunner:
+    def __init__(self, repository: Repository, metrics: Metrics) -> None:
+        self.repository = repository
+        self.metrics = metrics
+        self.draining = False  # set on SIGTERM: new work gets UNAVAILABLE
+
+    def model_label(self, requested: str) -> str:
+        # Only names the repository knows become label values: clients cannot grow the
+        # metric's cardinality by sending made-up model names.
+        name = requested or self.repository.settings.default_model
+        return name if name in self.repository.models else "unknown"
+
+    async def run(
+        self,
+        context: grpc.aio.ServicerContext,
+        task: str,
+        requested_model: str,
+        work: Callable[[float | None], Awaitable[T]],
+    ) -> T:
+        """Run `work(deadline)` as one request; ServiceErrors become their status codes."""
+        model = self.model_label(requested_model)
+        started = time.perf_counter()
+        inflight = self.metrics.inflight.labels(model, task)
+        inflight.inc()
+        code = grpc.StatusCode.OK
+        try:
+            if self.draining:
+                raise Unavailable("server is shutting down; retry on another replica")
+            remaining = context.time_remaining()
+            deadline = None if remaining is None else time.monotonic() + remaining
+            return await work(deadline)
+        except ServiceError as exc:
+            code = exc.code
+            await context.abort(exc.code, exc.message)
+            raise  # abort raises; this line only satisfies the type checker
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("%s on model %s failed", task, model)
+            await context.abort(code, "internal error; the server log has the details")
+            raise
+        finally:
+            inflight.dec()
+            self.metrics.requests.labels(model, task, code.name).inc()
+            self.metrics.request_duration.labels(model, task).observe(time.perf_counter() - started)

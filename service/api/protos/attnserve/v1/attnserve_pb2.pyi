@@ -1,0 +1,125 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Span(_message.Message):
+    __slots__ = ("text", "score", "start", "end")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    score: float
+    start: int
+    end: int
+    def __init__(self, text: _Optional[str] = ..., score: _Optional[float] = ..., start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class Embedding(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class SummarizeRequest(_message.Message):
+    __slots__ = ("text", "model", "max_sentences")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    model: str
+    max_sentences: int
+    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., max_sentences: _Optional[int] = ...) -> None: ...
+
+class SummarizeResponse(_message.Message):
+    __slots__ = ("summary", "sentences", "model", "truncated_sentences")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    summary: str
+    sentences: _containers.RepeatedCompositeFieldContainer[Span]
+    model: str
+    truncated_sentences: int
+    def __init__(self, summary: _Optional[str] = ..., sentences: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., model: _Optional[str] = ..., truncated_sentences: _Optional[int] = ...) -> None: ...
+
+class AnswerRequest(_message.Message):
+    __slots__ = ("question", "context", "model", "top_k")
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    question: str
+    context: str
+    model: str
+    top_k: int
+    def __init__(self, question: _Optional[str] = ..., context: _Optional[str] = ..., model: _Optional[str] = ..., top_k: _Optional[int] = ...) -> None: ...
+
+class AnswerResponse(_message.Message):
+    __slots__ = ("answers", "model", "truncated_sentences")
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[Span]
+    model: str
+    truncated_sentences: int
+    def __init__(self, answers: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., model: _Optional[str] = ..., truncated_sentences: _Optional[int] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("texts", "model", "normalize")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    model: str
+    normalize: bool
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., normalize: _Optional[bool] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("embeddings", "model", "dimensions", "truncated_texts")
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_TEXTS_FIELD_NUMBER: _ClassVar[int]
+    embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    model: str
+    dimensions: int
+    truncated_texts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., model: _Optional[str] = ..., dimensions: _Optional[int] = ..., truncated_texts: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "tasks", "architecture", "max_sequence_length", "providers", "ready", "precision", "error", "dimensions")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tasks: _containers.RepeatedScalarFieldContainer[str]
+    architecture: str
+    max_sequence_length: int
+    providers: _containers.RepeatedScalarFieldContainer[str]
+    ready: bool
+    precision: str
+    error: str
+    dimensions: int
+    def __init__(self, name: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., architecture: _Optional[str] = ..., max_sequence_length: _Optional[int] = ..., providers: _Optional[_Iterable[str]] = ..., ready: _Optional[bool] = ..., precision: _Optional[str] = ..., error: _Optional[str] = ..., dimensions: _Optional[int] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models", "default_model")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    default_model: str
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...

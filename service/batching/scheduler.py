@@ -1,0 +1,277 @@
+"""One scheduler per model: admits requests' rows, cuts batches, runs them on the engine.
+
+The queue's state is owned by the event loop; the rest of the server talks to it through
+``submit`` only. Batches run on worker threads (onnxruntime releases the GIL), at most one
+per session, plus one prepared ahead when the queue already holds a full batch, so the
+engine never waits for Python between batches under load.
+
+Dispatch rule: with an idle engine a batch starts at once (a lone request is not held);
+while a batch runs, the next one starts when a session frees, when the queue fills the
+token budget, or when its oldest row has waited ``max_queue_delay``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from service.batching.queue import Batch, Entry, Row, RowQueue
+from service.errors import DeadlineExpired, QueueFull, Unavailable
+from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class BatchEngine(Protocol):
+    input_names: list[str]
+
+    @property
+    def concurrency(self) -> int: ...
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchingConfig:
+    max_batch_tokens: int
+    max_batch_size: int
+    max_queue_delay: float  # seconds
+    max_queued_tokens: int
+
+
+def pad_batch(batch: Batch, input_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Feeds for a batch: rows padded with zeros to the batch's longest row."""
+    shape = (len(batch.rows), batch.padded_length)
+    ids = np.zeros(shape, dtype=np.int64)
+    mask = np.zeros(shape, dtype=np.int64)
+    types = np.zeros(shape, dtype=np.int64)
+    for i, row in enumerate(batch.rows):
+        ids[i, : row.length] = row.ids
+        mask[i, : row.length] = 1
+        if row.type_ids is not None:
+            types[i, : row.length] = row.type_ids
+    by_name = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return {name: by_name[name] for name in input_names}
+
+
+def split_outputs(outputs: Sequence[np.ndarray], batch: Batch) -> list[tuple[np.ndarray, ...]]:
+    """Per-row views of the batch's outputs; sequence axes are cut to each row's length."""
+    per_row = []
+    for i, row in enumerate(batch.rows):
+        parts = []
+        for out in outputs:
+            if out.ndim >= 2 and out.shape[1] == batch.padded_length:
+                parts.append(out[i, : row.length])
+            else:
+                parts.append(out[i])
+        per_row.append(tuple(parts))
+    return per_row
+
+
+class Scheduler:
+    def __init__(
+        self,
+        model: str,
+        engine: BatchEngine,
+        config: BatchingConfig,
+        max_length: int,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self._engine = engine
+        self._queue = RowQueue(max_length)
+        self._metrics = metrics
+        self._clock = clock
+        self._dispatched = 0  # batches handed to workers and not yet finished
+        self._workers = ThreadPoolExecutor(
+            max_workers=engine.concurrency + 1, thread_name_prefix=f"engine-{model}"
+        )
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()  # keeps batch tasks referenced
+        self._closed = False
+
+    # -- the one way in -------------------------------------------------------------------
+
+    async def submit(
+        self,
+        rows: Sequence[np.ndarray],
+        type_ids: Sequence[np.ndarray | None] | None = None,
+        deadline: float | None = None,
+    ) -> list[tuple[np.ndarray, ...]]:
+        """Queue a request's rows and wait for their outputs, in row order.
+
+        ``deadline`` is on this scheduler's clock. Raises QueueFull at once when the rows
+        do not fit the queue bound, DeadlineExpired if the deadline passes before the rows
+        are computed, Unavailable once the scheduler is closed. If the caller is cancelled,
+        its queued rows are dropped.
+        """
+        if self._closed:
+            raise Unavailable("server is shutting down")
+        if not rows:
+            return []
+        tokens = sum(len(r) for r in rows)
+        if self._queue.tokens + tokens > self.config.max_queued_tokens:
+            raise QueueFull(
+                f"model {self.model} queue is full ({self._queue.tokens} tokens queued, "
+                f"limit {self.config.max_queued_tokens}); retry later"
+            )
+        loop = asyncio.get_running_loop()
+        now = self._clock()
+        entry = Entry(enqueued=now, deadline=deadline)
+        types = type_ids or [None] * len(rows)
+        entry.rows = [
+            Row(entry, i, ids, t) for i, (ids, t) in enumerate(zip(rows, types, strict=True))
+        ]
+        entry.results = [None] * len(rows)
+        entry.unfinished = len(rows)
+        done: asyncio.Future[list[Any]] = loop.create_future()
+        entry.waiter = done
+        self._queue.add(entry)
+        self._publish_depth()
+        timer = None
+        if deadline is not None:
+            timer = loop.call_later(max(0.0, deadline - now), self._expire, entry)
+        self._ensure_running()
+        try:
+            return await done
+        except asyncio.CancelledError:
+            self._abandon(entry, "cancelled")
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def close(self) -> None:
+        """Refuse new work; wait for queued and running batches to finish."""
+        self._closed = True
+        while len(self._queue) or self._dispatched:
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+        self._workers.shutdown(wait=True)
+
+    @property
+    def queued_rows(self) -> int:
+        return len(self._queue)
+
+    # -- inside ---------------------------------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._dispatch_loop())
+        assert self._wake is not None
+        self._wake.set()
+
+    def _expire(self, entry: Entry) -> None:
+        future = entry.waiter
+        if not future.done():
+            self._abandon(entry, "deadline")
+            future.set_exception(
+                DeadlineExpired("the request's deadline passed while it was queued")
+            )
+
+    def _abandon(self, entry: Entry, reason: str) -> None:
+        dropped = self._queue.drop(entry)
+        if dropped:
+            self._metrics.dropped_rows.labels(self.model, reason).inc(dropped)
+            self._publish_depth()
+
+    def _publish_depth(self) -> None:
+        self._metrics.queue_depth.labels(self.model).set(len(self._queue))
+        self._metrics.queued_tokens.labels(self.model).set(self._queue.tokens)
+
+    def _ready_to_dispatch(self, now: float) -> tuple[bool, float | None]:
+        """Whether to cut a batch now; if not, when to look again."""
+        sessions = self._engine.concurrency
+        full = self._queue.tokens >= self.config.max_batch_tokens
+        if self._dispatched >= sessions:
+            # Every session busy: prepare one batch ahead, but only a full one.
+            return full and self._dispatched == sessions, None
+        if self._dispatched == 0 or full:
+            return True, None
+        oldest = self._queue.oldest_enqueued()
+        if oldest is None:
+            return False, None
+        due = oldest + self.config.max_queue_delay
+        return now >= due, due
+
+    async def _dispatch_loop(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while len(self._queue):
+                now = self._clock()
+                go, due = self._ready_to_dispatch(now)
+                if not go:
+                    if due is not None:
+                        loop.call_later(max(0.0, due - now), self._wake.set)
+                    break
+                batch = self._queue.next_batch(
+                    self.config.max_batch_tokens, self.config.max_batch_size
+                )
+                if batch is None:
+                    break
+                self._dispatched += 1
+                self._publish_depth()
+                self._record_batch(batch, now)
+                task = loop.create_task(self._execute(batch))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+
+    def _record_batch(self, batch: Batch, now: float) -> None:
+        m = self._metrics
+        m.batch_size.labels(self.model).observe(len(batch.rows))
+        m.batch_tokens.labels(self.model).observe(batch.tokens)
+        m.batch_padding.labels(self.model).observe(batch.padding_ratio)
+        waited = m.queue_duration.labels(self.model)
+        for row in batch.rows:
+            waited.observe(now - row.entry.enqueued)
+
+    def _run_batch(self, batch: Batch) -> tuple[list[tuple[np.ndarray, ...]], float]:
+        feeds = pad_batch(batch, self._engine.input_names)
+        started = time.perf_counter()
+        outputs = self._engine.run(feeds)
+        return split_outputs(outputs, batch), time.perf_counter() - started
+
+    async def _execute(self, batch: Batch) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            per_row, seconds = await loop.run_in_executor(self._workers, self._run_batch, batch)
+            self._metrics.inference_duration.labels(self.model).observe(seconds)
+        except Exception as exc:
+            log.exception("model %s: batch of %d rows failed", self.model, len(batch.rows))
+            for row in batch.rows:
+                _fail(row.entry, Unavailable(f"model {self.model} failed to run: {exc}"))
+        else:
+            for row, outputs in zip(batch.rows, per_row, strict=True):
+                _deliver(row, outputs)
+        finally:
+            self._dispatched -= 1
+            assert self._wake is not None
+            self._wake.set()
+
+
+def _deliver(row: Row, outputs: tuple[np.ndarray, ...]) -> None:
+    entry = row.entry
+    entry.results[row.index] = outputs
+    entry.unfinished -= 1
+    if entry.unfinished == 0 and not entry.waiter.done():
+        entry.waiter.set_result(entry.results)
+
+
+def _fail(entry: Entry, error: Exception) -> None:
+    if not entry.waiter.done():
+        entry.waiter.set_exception(error)

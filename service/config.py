@@ -1,0 +1,108 @@
+"""Server configuration: command-line flags over ATTNSERVE_* variables over defaults.
+
+Every knob is a field here, validated once at start; a bad value stops the server with a
+one-line message that names it (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROVIDER_NAMES = ("tensorrt", "cuda", "cpu")
+
+# Token budgets per execution provider, chosen from `make bench` (docs/benchmarks.md): on CPU
+# big batches lose cache locality; GPUs want far larger ones.
+DEFAULT_BATCH_TOKENS = {"cpu": 512, "cuda": 16384, "tensorrt": 16384}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTNSERVE_", extra="forbid")
+
+    models: Path = Field(Path("models"), description="model repository directory")
+    default_model: str = Field("minilm", description="model used when a request names none")
+    grpc_host: str = Field("0.0.0.0", description="interface the gRPC server binds")
+    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port (0: pick a free one)")
+    metrics_host: str = Field("0.0.0.0", description="interface the metrics endpoint binds")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port")
+    providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(PROVIDER_NAMES),
+        description="execution providers to try, in order (tensorrt, cuda, cpu)",
+    )
+    intra_op_threads: int = Field(
+        0, ge=0, le=256, description="onnxruntime threads per session (0: one per core)"
+    )
+    sessions: int = Field(1, ge=1, le=64, description="onnxruntime sessions (batches in flight)")
+    max_batch_tokens: int | None = Field(
+        None, ge=1, description="batch budget: rows x padded length (default: per provider)"
+    )
+    max_batch_size: int = Field(64, ge=1, le=4096, description="most rows in one batch")
+    max_queue_delay_ms: float = Field(
+        2.0, ge=0, le=10_000, description="longest a row waits for a batch to fill"
+    )
+    max_queued_tokens: int = Field(
+        262_144, ge=1, description="queue bound; past it requests get RESOURCE_EXHAUSTED"
+    )
+    max_text_chars: int = Field(
+        200_000, ge=1, description="longest text (code points) a request may send"
+    )
+    max_texts: int = Field(1024, ge=1, description="most texts in one Embed request")
+    grace_period_s: float = Field(
+        30.0, ge=0, le=3600, description="SIGTERM: time to finish accepted work"
+    )
+    max_message_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="largest gRPC message accepted or sent"
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", ",").split(",") if part]
+        return value
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, value: list[str]) -> list[str]:
+        names = [name.lower() for name in value]
+        unknown = [name for name in names if name not in PROVIDER_NAMES]
+        if unknown or not names:
+            raise ValueError(f"must be a list of {', '.join(PROVIDER_NAMES)}; got {value}")
+        return names
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR; got {value!r}")
+        return value.upper()
+
+    def batch_tokens_for(self, provider: str) -> int:
+        """The token budget for a model running on `provider` (a PROVIDER_NAMES entry)."""
+        return self.max_batch_tokens or DEFAULT_BATCH_TOKENS[provider]
+
+    def threads(self) -> int:
+        return self.intra_op_threads or (os.cpu_count() or 1)
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from flags (which win) and the environment; ConfigError names a bad value."""
+    try:
+        return Settings(**flags)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "settings"
+        env = f"ATTNSERVE_{field.upper()}"
+        flag = "--" + field.replace("_", "-")
+        raise ConfigError(
+            f"invalid {flag} / {env}: {first['msg']} (got {first.get('input')!r})"
+        ) from None

@@ -1,0 +1,119 @@
+"""Every Prometheus metric attnserve exports, defined once.
+
+Names and labels follow the contract; each metric is recorded where its decision is made
+(the servicer for requests, the scheduler for queueing and batches).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+_TOKEN_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+_RATIO_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+
+
+class Metrics:
+    """The server's metrics in a registry of their own (one per server instance)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "attnserve_requests_total",
+            "Requests finished, by model, task and gRPC status code.",
+            ["model", "task", "code"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "attnserve_request_duration_seconds",
+            "Time from receiving a request to answering it.",
+            ["model", "task"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_duration = Histogram(
+            "attnserve_queue_duration_seconds",
+            "Time a row waited in the scheduler's queue before its batch started.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference_duration = Histogram(
+            "attnserve_inference_duration_seconds",
+            "Time onnxruntime spent on one batch.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "attnserve_batch_size",
+            "Rows (tokenized sequences) per batch.",
+            ["model"],
+            buckets=_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.batch_tokens = Histogram(
+            "attnserve_batch_tokens",
+            "Tokens per batch, rows x padded length (what the engine computes).",
+            ["model"],
+            buckets=_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.batch_padding = Histogram(
+            "attnserve_batch_padding_ratio",
+            "Share of a batch's tokens that are padding.",
+            ["model"],
+            buckets=_RATIO_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "attnserve_queue_depth",
+            "Rows waiting in the scheduler's queue.",
+            ["model"],
+            registry=r,
+        )
+        self.queued_tokens = Gauge(
+            "attnserve_queued_tokens",
+            "Tokens waiting in the scheduler's queue (the bound is max_queued_tokens).",
+            ["model"],
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "attnserve_inflight_requests",
+            "Requests being served right now.",
+            ["model", "task"],
+            registry=r,
+        )
+        self.input_tokens = Counter(
+            "attnserve_input_tokens_total",
+            "Tokens of accepted input, after tokenization.",
+            ["model", "task"],
+            registry=r,
+        )
+        self.model_ready = Gauge(
+            "attnserve_model_ready",
+            "1 when the model is loaded and warmed up, else 0.",
+            ["model"],
+            registry=r,
+        )
+        self.dropped_rows = Counter(
+            "attnserve_dropped_rows_total",
+            "Queued rows dropped before compute, by reason (deadline, cancelled).",
+            ["model", "reason"],
+            registry=r,
+        )
+        self.truncated_rows = Counter(
+            "attnserve_truncated_rows_total",
+            "Rows cut to the model's maximum sequence length.",
+            ["model", "task"],
+            registry=r,
+        )
+
+    def serve(self, host: str, port: int) -> int:
+        """Start the /metrics HTTP endpoint in a thread; returns the bound port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(server.server_port)

@@ -1,0 +1,114 @@
+"""Wiring and lifecycle: start, load and warm models, report ready, drain on SIGTERM, stop.
+
+The gRPC port opens first, with health NOT_SERVING, so that probes and clients see a live
+process while models load; health turns SERVING once at least one model is warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service.api.calls import CallRunner
+from service.api.protos.attnserve.v1 import attnserve_pb2, attnserve_pb2_grpc
+from service.api.text_inference import TextInferenceServicer
+from service.config import Settings
+from service.metrics import Metrics
+from service.repository import Repository
+
+log = logging.getLogger(__name__)
+
+TEXT_INFERENCE = attnserve_pb2.DESCRIPTOR.services_by_name["TextInference"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    grpc_port: int
+    metrics_port: int
+
+
+class AttnServer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.repository = Repository(settings, self.metrics)
+        self.calls = CallRunner(self.repository, self.metrics)
+        self.health = health.aio.HealthServicer()
+        self._services = [TEXT_INFERENCE]
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> Endpoints:
+        s = self.settings
+        metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", s.max_message_bytes),
+                ("grpc.max_send_message_length", s.max_message_bytes),
+                # Rebalances long-lived HTTP/2 connections across replicas behind L4.
+                ("grpc.max_connection_age_ms", 300_000),
+                ("grpc.max_connection_age_grace_ms", int(s.grace_period_s * 1000)),
+            ]
+        )
+        attnserve_pb2_grpc.add_TextInferenceServicer_to_server(
+            TextInferenceServicer(self.repository, self.calls), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            [*self._services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+        grpc_port = server.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
+        await server.start()
+        self._server = server
+        for service in ("", *self._services):
+            await self.health.set(service, NOT_SERVING)
+        log.info("gRPC on %s:%d, metrics on %s:%d/metrics", s.grpc_host, grpc_port,
+                 s.metrics_host, metrics_port)  # fmt: skip
+        return Endpoints(grpc_port, metrics_port)
+
+    async def load_models(self) -> None:
+        names = self.repository.discover()
+        if not names:
+            log.error("no models under %s: run `make models`", self.settings.models)
+        for name in names:
+            await asyncio.to_thread(self.repository.load, name)
+        ready = [m.name for m in self.repository.models.values() if m.ready]
+        if ready and not self.calls.draining:
+            for service in ("", *self._services):
+                await self.health.set(service, SERVING)
+            log.info("SERVING %d model(s): %s", len(ready), ", ".join(ready))
+        else:
+            log.error("no model is ready; health stays NOT_SERVING")
+
+    async def drain(self) -> None:
+        """SIGTERM: NOT_SERVING at once, refuse new work, finish accepted work, stop."""
+        log.info(
+            "draining: finishing accepted requests (grace %.0fs)", self.settings.grace_period_s
+        )
+        self.calls.draining = True
+        await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(self.settings.grace_period_s)
+        for scheduler in self.repository.schedulers():
+            await scheduler.close()
+        log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    server = AttnServer(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    loading = asyncio.create_task(server.load_models())
+    await stop.wait()
+    loading.cancel()
+    await server.drain()

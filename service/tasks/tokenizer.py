@@ -1,0 +1,39 @@
+"""Text to token ids with the model's own tokenizer.json (the Rust `tokenizers` library).
+
+Padding is switched off (some tokenizer.json files pad every input to a fixed length) and
+truncation is set to the model's window: the scheduler pads per batch, to the batch's
+longest row, and every truncation is reported to the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    ids: np.ndarray  # int64
+    truncated: bool
+
+
+class TextTokenizer:
+    def __init__(self, path: Path, max_length: int) -> None:
+        self.max_length = max_length
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_padding()
+        self._tok.enable_truncation(max_length)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._tok.get_vocab_size(with_added_tokens=True))
+
+    def encode(self, texts: list[str]) -> list[Encoded]:
+        encodings = self._tok.encode_batch(texts)
+        return [
+            Encoded(np.asarray(e.ids, dtype=np.int64), truncated=bool(e.overflowing))
+            for e in encodings
+        ]
