@@ -145,7 +145,9 @@ class Scheduler:
         try:
             return await done
         except asyncio.CancelledError:
-            self._abandon(entry, "cancelled")
+            # gRPC cancels the handler when the client's deadline passes, too.
+            expired = deadline is not None and self._clock() >= deadline
+            self._abandon(entry, "deadline" if expired else "cancelled")
             raise
         finally:
             if timer is not None:

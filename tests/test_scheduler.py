@@ -1,0 +1,155 @@
+"""The scheduler around the queue: dispatch, deadlines, cancellation, the queue bound.
+
+The engine here is a gated stand-in that echoes its input, so each test decides exactly
+when a batch finishes; the real engine is exercised end to end in test_server.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from service.batching.scheduler import BatchingConfig, Scheduler
+from service.errors import DeadlineExpired, QueueFull, Unavailable
+from service.metrics import Metrics
+
+
+class GatedEngine:
+    """Echoes input_ids as float [B, T, 1]; each batch waits until the test opens the gate."""
+
+    input_names = ["input_ids", "attention_mask"]
+    concurrency = 1
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.gate.set()
+        self.batches: list[np.ndarray] = []
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.batches.append(feeds["input_ids"])
+        assert self.gate.wait(10)
+        mask = feeds["attention_mask"]
+        assert (mask.sum(axis=1) > 0).all()
+        return [feeds["input_ids"].astype(np.float32)[..., None]]
+
+
+def make(engine: GatedEngine, **overrides: float) -> tuple[Scheduler, Metrics]:
+    config = dict(
+        max_batch_tokens=256, max_batch_size=16, max_queue_delay=0.002, max_queued_tokens=1000
+    )
+    config.update(overrides)
+    metrics = Metrics()
+    scheduler = Scheduler("m", engine, BatchingConfig(**config), 64, metrics)  # type: ignore[arg-type]
+    return scheduler, metrics
+
+
+def rows(*lengths: int, value: int = 5) -> list[np.ndarray]:
+    return [np.full(n, value, dtype=np.int64) for n in lengths]
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def test_results_come_back_in_row_order_with_padding_cut() -> None:
+    scheduler, _ = make(GatedEngine())
+    out = await scheduler.submit([np.arange(1, n + 1, dtype=np.int64) for n in (3, 9, 1)])
+    assert [o[0].shape for o in out] == [(3, 1), (9, 1), (1, 1)]
+    assert out[1][0][:, 0].tolist() == list(range(1, 10))
+    await scheduler.close()
+
+
+async def test_concurrent_requests_share_a_batch() -> None:
+    engine = GatedEngine()
+    scheduler, metrics = make(engine)
+    engine.gate.clear()
+    first = asyncio.create_task(scheduler.submit(rows(4)))
+    await asyncio.sleep(0.05)  # the first batch is running and holds the only session
+    waiting = [asyncio.create_task(scheduler.submit(rows(4 + i))) for i in range(6)]
+    await asyncio.sleep(0.05)
+    engine.gate.set()
+    await asyncio.gather(first, *waiting)
+    assert [b.shape[0] for b in engine.batches] == [1, 6]
+    assert sample(metrics, "attnserve_batch_size_count", model="m") == 2
+    await scheduler.close()
+
+
+async def test_queue_bound_refuses_at_once() -> None:
+    engine = GatedEngine()
+    scheduler, metrics = make(engine, max_queued_tokens=100)
+    engine.gate.clear()
+    running = asyncio.create_task(scheduler.submit(rows(10)))
+    await asyncio.sleep(0.05)
+    queued = asyncio.create_task(scheduler.submit(rows(30, 30, 30)))
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFull, match="queue is full"):
+        await scheduler.submit(rows(20))
+    engine.gate.set()
+    await asyncio.gather(running, queued)
+    await scheduler.close()
+
+
+async def test_deadline_drops_queued_rows_before_compute() -> None:
+    engine = GatedEngine()
+    scheduler, metrics = make(engine)
+    engine.gate.clear()
+    running = asyncio.create_task(scheduler.submit(rows(8)))
+    await asyncio.sleep(0.05)
+    loop_deadline = scheduler._clock() + 0.05
+    with pytest.raises(DeadlineExpired):
+        await scheduler.submit(rows(8, 8, 8, value=7), deadline=loop_deadline)
+    engine.gate.set()
+    await running
+    await scheduler.close()
+    assert all((b != 7).all() for b in engine.batches)  # never computed
+    assert sample(metrics, "attnserve_dropped_rows_total", model="m", reason="deadline") == 3
+
+
+async def test_cancelled_request_rows_are_dropped() -> None:
+    engine = GatedEngine()
+    scheduler, metrics = make(engine)
+    engine.gate.clear()
+    running = asyncio.create_task(scheduler.submit(rows(8)))
+    await asyncio.sleep(0.05)
+    doomed = asyncio.create_task(scheduler.submit(rows(8, 8, value=9)))
+    await asyncio.sleep(0.01)
+    doomed.cancel()
+    await asyncio.sleep(0.01)
+    engine.gate.set()
+    await running
+    await scheduler.close()
+    assert all((b != 9).all() for b in engine.batches)
+    assert sample(metrics, "attnserve_dropped_rows_total", model="m", reason="cancelled") == 2
+    assert sample(metrics, "attnserve_queue_depth", model="m") == 0
+
+
+async def test_lone_request_is_not_held_for_the_queue_delay() -> None:
+    engine = GatedEngine()
+    scheduler, metrics = make(engine, max_queue_delay=5.0)
+    await asyncio.wait_for(scheduler.submit(rows(5)), timeout=1.0)
+    await scheduler.close()
+
+
+async def test_closed_scheduler_refuses_work() -> None:
+    scheduler, _ = make(GatedEngine())
+    await scheduler.close()
+    with pytest.raises(Unavailable):
+        await scheduler.submit(rows(3))
+
+
+async def test_engine_failure_fails_only_that_batch() -> None:
+    class Broken(GatedEngine):
+        def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            if (feeds["input_ids"] == 13).any():
+                raise RuntimeError("boom")
+            return super().run(feeds)
+
+    scheduler, _ = make(Broken())
+    with pytest.raises(Unavailable, match="failed to run"):
+        await scheduler.submit(rows(4, value=13))
+    assert len(await scheduler.submit(rows(4))) == 1
+    await scheduler.close()
