@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -88,14 +89,20 @@ class AttnServer:
             log.error("no model is ready; health stays NOT_SERVING")
 
     async def drain(self) -> None:
-        """SIGTERM: NOT_SERVING at once, refuse new work, finish accepted work, stop."""
-        log.info(
-            "draining: finishing accepted requests (grace %.0fs)", self.settings.grace_period_s
-        )
+        """SIGTERM: NOT_SERVING at once, refuse new work, finish accepted work, stop.
+
+        The port stays open while accepted requests finish, so that probes read NOT_SERVING
+        and new calls get a clear UNAVAILABLE rather than a refused connection.
+        """
+        grace = self.settings.grace_period_s
+        log.info("draining: %d request(s) to finish (grace %.0fs)", self.calls.active, grace)
+        started = time.monotonic()
         self.calls.draining = True
         await self.health.enter_graceful_shutdown()
+        if not await self.calls.wait_idle(grace):
+            log.warning("grace period over with %d request(s) unfinished", self.calls.active)
         if self._server is not None:
-            await self._server.stop(self.settings.grace_period_s)
+            await self._server.stop(max(0.0, grace - (time.monotonic() - started)))
         for scheduler in self.repository.schedulers():
             await scheduler.close()
         log.info("stopped")

@@ -28,6 +28,17 @@ class CallRunner:
         self.repository = repository
         self.metrics = metrics
         self.draining = False  # set on SIGTERM: new work gets UNAVAILABLE
+        self.active = 0  # requests admitted and not yet answered
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until every admitted request is answered; False if `timeout` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def model_label(self, requested: str) -> str:
         # Only names the repository knows become label values: clients cannot grow the
@@ -48,8 +59,12 @@ class CallRunner:
         inflight = self.metrics.inflight.labels(model, task)
         inflight.inc()
         code = grpc.StatusCode.OK
+        admitted = not self.draining
+        if admitted:
+            self.active += 1
+            self._idle.clear()
         try:
-            if self.draining:
+            if not admitted:
                 raise Unavailable("server is shutting down; retry on another replica")
             remaining = context.time_remaining()
             deadline = None if remaining is None else time.monotonic() + remaining
@@ -67,6 +82,10 @@ class CallRunner:
             await context.abort(code, "internal error; the server log has the details")
             raise
         finally:
+            if admitted:
+                self.active -= 1
+                if self.active == 0:
+                    self._idle.set()
             inflight.dec()
             self.metrics.requests.labels(model, task, code.name).inc()
             self.metrics.request_duration.labels(model, task).observe(time.perf_counter() - started)

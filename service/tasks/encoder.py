@@ -6,6 +6,7 @@ path to the engine and one set of limits.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,11 @@ class Vectors:
 class Limits:
     max_text_chars: int
     max_texts: int
+
+
+def _has_visible_character(text: str) -> bool:
+    # Zero-width and other format/control characters (categories Cf, Cc) carry no content.
+    return any(not c.isspace() and unicodedata.category(c) not in {"Cf", "Cc"} for c in text)
 
 
 class SentenceEncoder:
@@ -49,8 +55,8 @@ class SentenceEncoder:
 
     def check_text(self, text: str, what: str) -> None:
         """INVALID_ARGUMENT for an empty, blank or over-long text; `what` names it."""
-        if not text.strip():
-            raise InvalidArgument(f"{what} is empty")
+        if not _has_visible_character(text):
+            raise InvalidArgument(f"{what} is empty (or only whitespace and invisible characters)")
         if len(text) > self.limits.max_text_chars:
             raise InvalidArgument(
                 f"{what} has {len(text)} characters; the limit is {self.limits.max_text_chars}"

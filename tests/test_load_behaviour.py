@@ -1,0 +1,137 @@
+"""Queueing behaviour through the real server: the queue bound, deadlines, cancellation,
+shared batches, graceful shutdown, and a server with no ready model."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
+from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
+from tests.server_process import ServerProcess, link_model, require_default_model
+
+# 64 rows of 256 tokens: one batch of 16k tokens keeps this 2-core machine busy ~1 s.
+LONG_TEXTS = ["lorem ipsum dolor sit amet " * 60] * 64
+BUSY_FLAGS = (
+    "--max-batch-tokens", "16384", "--max-batch-size", "64",
+    "--max-queued-tokens", "20000", "--max-texts", "128",
+)  # fmt: skip
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return 0.0
+
+
+@pytest.fixture()
+def busy_server(repository: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(repository, *BUSY_FLAGS)
+    proc.wait_serving()
+    yield proc
+    proc.stop()
+
+
+def occupy(stub: pb_grpc.TextInferenceStub, pool: ThreadPoolExecutor) -> object:
+    future = pool.submit(stub.Embed, pb.EmbedRequest(texts=LONG_TEXTS), timeout=60)
+    time.sleep(0.3)  # the big batch is now running
+    return future
+
+
+def test_queue_bound_gives_resource_exhausted_at_once(busy_server: ServerProcess) -> None:
+    stub = pb_grpc.TextInferenceStub(busy_server.channel)
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Embed(pb.EmbedRequest(texts=LONG_TEXTS + LONG_TEXTS[:20]), timeout=30)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "queue is full" in info.value.details()
+    assert time.monotonic() - started < 5  # refused, not queued then failed
+    text = busy_server.scrape()
+    assert sample(text, "attnserve_requests_total", task="embed", code="RESOURCE_EXHAUSTED") == 1
+
+
+def test_expired_and_cancelled_work_is_dropped_not_computed(busy_server: ServerProcess) -> None:
+    stub = pb_grpc.TextInferenceStub(busy_server.channel)
+    with ThreadPoolExecutor(4) as pool:
+        big = occupy(stub, pool)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Embed(pb.EmbedRequest(texts=["late", "later"]), timeout=0.2)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        doomed = stub.Embed.future(pb.EmbedRequest(texts=["never", "mind", "me"]), timeout=30)
+        time.sleep(0.1)
+        doomed.cancel()
+        big.result()  # type: ignore[attr-defined]
+    time.sleep(0.2)
+    text = busy_server.scrape()
+    assert sample(text, "attnserve_dropped_rows_total", reason="deadline") == 2
+    assert sample(text, "attnserve_dropped_rows_total", reason="cancelled") == 3
+    # only the big request's 64 rows reached the engine
+    assert sample(text, "attnserve_batch_size_sum", model="minilm") == 64
+
+
+def test_concurrent_requests_share_batches(busy_server: ServerProcess) -> None:
+    stub = pb_grpc.TextInferenceStub(busy_server.channel)
+    with ThreadPoolExecutor(16) as pool:
+        big = occupy(stub, pool)
+        small = [
+            pool.submit(stub.Embed, pb.EmbedRequest(texts=[f"sentence {i}"]), timeout=30)
+            for i in range(12)
+        ]
+        for f in [big, *small]:
+            f.result()  # type: ignore[attr-defined]
+    text = busy_server.scrape()
+    batches = sample(text, "attnserve_batch_size_count", model="minilm")
+    rows = sample(text, "attnserve_batch_size_sum", model="minilm")
+    assert rows == 64 + 12
+    assert batches <= 3  # the 12 small requests queued behind the big batch ran together
+
+
+def test_sigterm_drains_accepted_work_and_refuses_new(repository: Path) -> None:
+    proc = ServerProcess(repository, *BUSY_FLAGS)
+    proc.wait_serving()
+    stub = pb_grpc.TextInferenceStub(proc.channel)
+    health = health_pb2_grpc.HealthStub(proc.channel)
+    with ThreadPoolExecutor(2) as pool:
+        accepted = occupy(stub, pool)
+        proc.process.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Embed(pb.EmbedRequest(texts=["new work"]), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        reply = accepted.result()  # type: ignore[attr-defined]
+        assert len(reply.embeddings) == 64  # accepted work finished: nothing lost
+    assert proc.process.wait(60) == 0
+    assert proc.stop() == 0
+
+
+def test_no_ready_model_means_unavailable(tmp_path: Path) -> None:
+    src = require_default_model()
+    root = tmp_path / "models"
+    link_model(src, root / "minilm", sha256={"model.onnx": "0" * 64, "tokenizer.json": "0"})
+    proc = ServerProcess(root)
+    try:
+        stub = pb_grpc.TextInferenceStub(proc.channel)
+        deadline = time.monotonic() + 60
+        while "not served" not in proc.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "does not match the sha256" in proc.log()
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Embed(pb.EmbedRequest(texts=["x"]), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        health = health_pb2_grpc.HealthStub(proc.channel)
+        status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        proc.stop()
