@@ -20,10 +20,10 @@ from service.metrics import Metrics
 class GatedEngine:
     """Echoes input_ids as float [B, T, 1]; each batch waits until the test opens the gate."""
 
-    input_names = ["input_ids", "attention_mask"]
     concurrency = 1
 
     def __init__(self) -> None:
+        self.input_names = ["input_ids", "attention_mask"]
         self.gate = threading.Event()
         self.gate.set()
         self.batches: list[np.ndarray] = []
@@ -80,7 +80,7 @@ async def test_concurrent_requests_share_a_batch() -> None:
 
 async def test_queue_bound_refuses_at_once() -> None:
     engine = GatedEngine()
-    scheduler, metrics = make(engine, max_queued_tokens=100)
+    scheduler, _ = make(engine, max_queued_tokens=100)
     engine.gate.clear()
     running = asyncio.create_task(scheduler.submit(rows(10)))
     await asyncio.sleep(0.05)
@@ -129,7 +129,7 @@ async def test_cancelled_request_rows_are_dropped() -> None:
 
 async def test_lone_request_is_not_held_for_the_queue_delay() -> None:
     engine = GatedEngine()
-    scheduler, metrics = make(engine, max_queue_delay=5.0)
+    scheduler, _ = make(engine, max_queue_delay=5.0)
     await asyncio.wait_for(scheduler.submit(rows(5)), timeout=1.0)
     await scheduler.close()
 

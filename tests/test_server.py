@@ -140,9 +140,7 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
         ("Answer", pb.AnswerRequest(question="What?", context="Ctx.", top_k=4_000_000_000)),
     ],
 )
-def test_invalid_argument(
-    stub: pb_grpc.TextInferenceStub, rpc: str, request_: object
-) -> None:
+def test_invalid_argument(stub: pb_grpc.TextInferenceStub, rpc: str, request_: object) -> None:
     with pytest.raises(grpc.RpcError) as info:
         getattr(stub, rpc)(request_, timeout=10)
     assert info.value.code() == INVALID
