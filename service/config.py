@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         None, ge=1, description="batch budget: rows x padded length (default: per provider)"
     )
     max_batch_size: int = Field(64, ge=1, le=4096, description="most rows in one batch")
+    batching: Literal["tokens", "count"] = Field(
+        "tokens",
+        description="tokens: similar lengths under a token budget; count: arrival order, "
+        "max-batch-size rows padded to the longest (a baseline for comparison)",
+    )
     max_queue_delay_ms: float = Field(
         2.0, ge=0, le=10_000, description="longest a row waits for a batch to fill"
     )

@@ -165,6 +165,7 @@ class Repository:
             max_batch_size=self.settings.max_batch_size,
             max_queue_delay=self.settings.max_queue_delay_ms / 1000.0,
             max_queued_tokens=self.settings.max_queued_tokens,
+            policy=self.settings.batching,
         )
         scheduler = Scheduler(
             model.name, engine, batching, manifest.max_sequence_length, self.metrics

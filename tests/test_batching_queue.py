@@ -130,3 +130,14 @@ def test_compaction_keeps_memory_bounded() -> None:
         queue.add(e)
         queue.drop(e)
     assert sum(len(b) for b in queue._buckets) <= 1024 + 10
+
+
+def test_arrival_order_mode_takes_oldest_rows_whatever_their_length() -> None:
+    queue = RowQueue(max_length=128)
+    queue.add(make_entry([5, 100, 7]))
+    queue.add(make_entry([6]))
+    batch = queue.next_batch_in_arrival_order(3)
+    assert batch is not None and [r.length for r in batch.rows] == [5, 100, 7]
+    assert batch.padded_length == 100 and batch.padding_ratio > 0.6
+    rest = queue.next_batch_in_arrival_order(3)
+    assert rest is not None and [r.length for r in rest.rows] == [6]

@@ -155,6 +155,25 @@ class RowQueue:
         self._compact()
         return Batch(rows=rows, padded_length=padded)
 
+    def next_batch_in_arrival_order(self, max_rows: int) -> Batch | None:
+        """Count-based batching as Triton, TorchServe and BentoML do it: the oldest rows,
+        whatever their lengths, padded to the longest. Kept as a baseline for `make bench`."""
+        while self._entries and (self._entries[0].dead or not self._entries[0].untaken):
+            self._entries.popleft()
+        rows: list[Row] = []
+        for entry in self._entries:
+            for row in entry.rows:
+                if len(rows) == max_rows:
+                    break
+                if not row.taken and not entry.dead:
+                    self._take(row)
+                    self._stale += 1
+                    rows.append(row)
+        if not rows:
+            return None
+        self._compact()
+        return Batch(rows=rows, padded_length=max(r.length for r in rows))
+
     def _next_head(self) -> Row | None:
         while self._entries:
             entry = self._entries.popleft()

@@ -44,6 +44,7 @@ class BatchingConfig:
     max_batch_size: int
     max_queue_delay: float  # seconds
     max_queued_tokens: int
+    policy: str = "tokens"  # "tokens": length-grouped under a token budget; "count": FIFO
 
 
 def pad_batch(batch: Batch, input_names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -221,9 +222,7 @@ class Scheduler:
                     if due is not None:
                         loop.call_later(max(0.0, due - now), self._wake.set)
                     break
-                batch = self._queue.next_batch(
-                    self.config.max_batch_tokens, self.config.max_batch_size
-                )
+                batch = self._next_batch()
                 if batch is None:
                     break
                 self._dispatched += 1
@@ -232,6 +231,11 @@ class Scheduler:
                 task = loop.create_task(self._execute(batch))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
+
+    def _next_batch(self) -> Batch | None:
+        if self.config.policy == "count":
+            return self._queue.next_batch_in_arrival_order(self.config.max_batch_size)
+        return self._queue.next_batch(self.config.max_batch_tokens, self.config.max_batch_size)
 
     def _record_batch(self, batch: Batch, now: float) -> None:
         m = self._metrics
