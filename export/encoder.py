@@ -1,0 +1,155 @@
+"""BERT-family encoders in PyTorch: load one, run it, export it to ONNX.
+
+The ONNX graph has INT64 [batch, sequence] inputs `input_ids`, `attention_mask` (and
+`token_type_ids` when the model takes them) and one FP32 output `last_hidden_state`.
+"""
+
+import inspect
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModel
+from transformers.utils import logging as transformers_logging
+
+from export.errors import ExportError
+from export.source import SourceFolder
+
+OUTPUT_NAME = "last_hidden_state"
+
+# config.model_type → the onnxruntime.transformers optimizer that fuses it. All of these are
+# post-LayerNorm BERT-style blocks, which the "bert" optimizer's attention fusion matches —
+# except MPNet's, whose relative-position bias defeats it: MPNet exports (with exact parity)
+# only with --allow-unfused. RoBERTa's embeddings stay unfused (its positions count from the
+# padding id); its attention fuses.
+OPTIMIZER_TYPES = {
+    "bert": "bert",
+    "distilbert": "bert",
+    "electra": "bert",
+    "mpnet": "bert",
+    "roberta": "bert",
+}
+
+_BATCH_AXES = {0: "batch", 1: "sequence"}
+
+
+class _LastHiddenState(torch.nn.Module):
+    """Takes the graph's inputs positionally (as the legacy exporter passes them) and returns
+    only last_hidden_state, so that pooler_output never reaches the graph."""
+
+    def __init__(self, model: torch.nn.Module, input_names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.input_names = input_names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        kwargs = dict(zip(self.input_names, inputs, strict=True))
+        hidden: torch.Tensor = self.model(**kwargs, return_dict=True).last_hidden_state
+        return hidden
+
+
+@dataclass(frozen=True)
+class Encoder:
+    module: _LastHiddenState
+    class_name: str
+    model_type: str
+    optimizer_type: str
+    input_names: list[str]
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    pad_token_id: int
+    position_limit: int
+    vocab_size: int
+
+
+def check_supported(source: SourceFolder) -> str:
+    """The optimizer type for the source's architecture, or an error naming what is supported."""
+    optimizer_type = OPTIMIZER_TYPES.get(source.model_type)
+    if optimizer_type is None:
+        architectures = source.config.get("architectures") or ["?"]
+        supported = ", ".join(sorted(OPTIMIZER_TYPES))
+        raise ExportError(
+            f"architecture {architectures[0]} (model_type {source.model_type!r}) is not "
+            f"supported for feature-extraction; supported model types: {supported}"
+        )
+    return optimizer_type
+
+
+def load_encoder(source: SourceFolder) -> Encoder:
+    optimizer_type = check_supported(source)
+    # One progress line per export step is ours to print; the weight-loading bar would break it.
+    transformers_logging.disable_progress_bar()
+    # Eager attention: its MatMul/Softmax pattern is what the optimizer fuses; sdpa is not.
+    try:
+        model = AutoModel.from_pretrained(
+            str(source.path),
+            attn_implementation="eager",
+            dtype=torch.float32,
+            local_files_only=True,
+        ).eval()
+    except (OSError, ValueError) as error:
+        # transformers explains missing or mismatched weights over several lines: keep the first.
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise ExportError(f"cannot load the model in {source.path}: {first_line}") from error
+    takes = inspect.signature(model.forward).parameters
+    input_names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in takes:
+        input_names.append("token_type_ids")
+    config = model.config
+    pad_token_id = config.pad_token_id if config.pad_token_id is not None else 0
+    position_limit = config.max_position_embeddings
+    if config.model_type == "roberta":
+        # RoBERTa numbers positions from pad_token_id + 1, so that many positions are unusable.
+        position_limit -= pad_token_id + 1
+    return Encoder(
+        # eval() on the wrapper too: export restores the wrapper's own mode, and a wrapper left
+        # in training mode would switch the model's dropout back on afterwards.
+        module=_LastHiddenState(model, input_names).eval(),
+        class_name=type(model).__name__,
+        model_type=config.model_type,
+        optimizer_type=optimizer_type,
+        input_names=input_names,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_hidden_layers,
+        num_heads=config.num_attention_heads,
+        pad_token_id=pad_token_id,
+        position_limit=position_limit,
+        vocab_size=config.vocab_size,
+    )
+
+
+def run(encoder: Encoder, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """last_hidden_state from PyTorch: the reference the ONNX graph is checked against."""
+    inputs = [torch.from_numpy(feeds[name]) for name in encoder.input_names]
+    with torch.inference_mode():
+        return encoder.module(*inputs).numpy()
+
+
+def export_onnx(encoder: Encoder, path: Path, opset: int) -> None:
+    # Legacy TorchScript exporter: the only route whose graph the optimizer fully fuses
+    # (dynamo exports keep attention unfused).
+    batch, sequence = 2, 16
+    input_ids = torch.arange(batch * sequence, dtype=torch.int64).reshape(batch, sequence)
+    dummy = {
+        "input_ids": input_ids % encoder.vocab_size,
+        "attention_mask": torch.ones(batch, sequence, dtype=torch.int64),
+        "token_type_ids": torch.zeros(batch, sequence, dtype=torch.int64),
+    }
+    with warnings.catch_warnings():
+        # The legacy exporter's deprecation notice and tracer warnings about Python-side
+        # shape checks (which hold for every input whose mask is as long as its ids).
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            encoder.module,
+            tuple(dummy[name] for name in encoder.input_names),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=encoder.input_names,
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={name: _BATCH_AXES for name in [*encoder.input_names, OUTPUT_NAME]},
+            do_constant_folding=True,
+        )

@@ -1,0 +1,137 @@
+"""The feature-extraction export: a BERT-family encoder → fused ONNX → parity → model folder.
+
+A sentence encoder serves embed directly, and summarize and answer by ranking embedded
+sentences, so this one graph backs all three serving tasks.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from export import encoder, fusion, parity
+from export.errors import ExportError
+from export.manifest import (
+    MODEL_FILE,
+    Manifest,
+    Parity,
+    Source,
+    created_now,
+    library_versions,
+    sha256_file,
+    write_manifest,
+)
+from export.output import staged_directory
+from export.progress import Progress
+from export.quantize import quantize_int8
+from export.source import (
+    CONFIG_FILE,
+    TOKENIZER_FILE,
+    SourceFolder,
+    max_sequence_length,
+    normalize,
+    pooling,
+)
+
+EXPORT_TASK = "feature-extraction"
+SERVING_TASKS = ["embed", "summarize", "answer"]
+
+
+def export(
+    source: SourceFolder, out: Path, *, name: str, opset: int, int8: bool, allow_unfused: bool
+) -> None:
+    # Everything that can be checked without loading the weights is checked first.
+    encoder.check_supported(source)
+    pooling_mode, normalized = pooling(source), normalize(source)
+    progress = Progress(total_steps=6 if int8 else 5)
+    progress.step(f"loading {source.path}")
+    model = encoder.load_encoder(source)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="attnserve-export-") as work_name,
+        staged_directory(out) as staging,
+    ):
+        work = Path(work_name)
+        raw, fused = work / "raw.onnx", work / "fused.onnx"
+        progress.step(f"exporting ONNX (legacy TorchScript exporter, opset {opset})")
+        encoder.export_onnx(model, raw, opset)
+
+        progress.step(f"fusing with onnxruntime's {model.optimizer_type} optimizer")
+        fusion.fuse(raw, fused, model.optimizer_type, model.num_heads, model.hidden_size)
+        summary = fusion.summarize_graph(fused)
+        fully_fused = summary.fused.get("Attention", 0) == model.num_layers
+        if not fully_fused and not allow_unfused:
+            raise ExportError(
+                f"attention fusion incomplete: {summary.fused.get('Attention', 0)} fused "
+                f"Attention nodes for {model.num_layers} layers (bare Softmax: "
+                f"{summary.unfused['Softmax']}); pass --allow-unfused to export it anyway"
+            )
+
+        progress.step("checking fp32 parity with PyTorch")
+        max_length = max_sequence_length(source, model.position_limit)
+        batch = parity.tokenize(
+            source.tokenizer_path, summary.inputs, model.pad_token_id, max_length
+        )
+        reference = encoder.run(model, batch.feeds)
+        result = parity.compare(fused, batch, reference, parity.FP32_LIMITS)
+        _require(result, "fp32")
+
+        final, precision, quantization = fused, "fp32", None
+        if int8:
+            progress.step("quantizing to int8 and checking its parity")
+            final, precision = work / "int8.onnx", "int8"
+            quantization = quantize_int8(fused, final)
+            result = parity.compare(final, batch, reference, parity.INT8_LIMITS)
+            _require(result, "int8")
+            summary = fusion.summarize_graph(final)
+
+        progress.step(f"writing {out}")
+        shutil.move(final, staging / MODEL_FILE)
+        shutil.copyfile(source.tokenizer_path, staging / TOKENIZER_FILE)
+        shutil.copyfile(source.config_path, staging / CONFIG_FILE)
+        manifest = Manifest(
+            name=name,
+            export_task=EXPORT_TASK,
+            tasks=SERVING_TASKS,
+            architecture=model.class_name,
+            model_type=model.model_type,
+            precision=precision,
+            files={"model": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
+            sha256={
+                file_name: sha256_file(staging / file_name)
+                for file_name in (MODEL_FILE, TOKENIZER_FILE)
+            },
+            max_sequence_length=max_length,
+            hidden_size=model.hidden_size,
+            num_layers=model.num_layers,
+            num_heads=model.num_heads,
+            pooling=pooling_mode,
+            normalize=normalized,
+            inputs=summary.inputs,
+            outputs=summary.outputs,
+            opset=opset,
+            fused_ops=summary.fused,
+            unfused_ops=summary.unfused,
+            fully_fused=fully_fused,
+            parity=result,
+            quantization=quantization,
+            source=Source(path=str(source.path), config_sha256=sha256_file(source.config_path)),
+            versions=library_versions(),
+            created=created_now(),
+        )
+        write_manifest(manifest, staging)
+    progress.finish(f"exported {name} ({precision}) to {out}")
+
+
+def _require(result: Parity, precision: str) -> None:
+    if result.passed:
+        return
+    raise ExportError(
+        f"{precision} parity check failed on {result.sentences} sentences: "
+        f"max abs diff {result.max_abs_diff:.3g}{_limit(result.max_abs_diff_limit)}, "
+        f"min cosine {result.min_cosine:.6f}{_limit(result.min_cosine_limit)}, "
+        f"mean cosine {result.mean_cosine:.6f}{_limit(result.mean_cosine_limit)}"
+    )
+
+
+def _limit(limit: float | None) -> str:
+    return "" if limit is None else f" (limit {limit:g})"
