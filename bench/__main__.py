@@ -1,0 +1,212 @@
+"""`make bench`: engine, server and baseline figures, written to docs/benchmarks.{md,json}.
+
+Every ratio compares runs made in this one process on this machine, with the same inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import time
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from bench import engine as eng
+from bench.server_load import LoadResult, Server, run_load
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+CORPUS = Path(__file__).with_name("corpus.txt")
+THREADS = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def tokenize(texts: list[str]) -> list[np.ndarray]:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(MODELS / "minilm" / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(256)
+    return [np.asarray(e.ids, dtype=np.int64) for e in tok.encode_batch(texts)]
+
+
+def engine_section(results: dict[str, Any]) -> None:
+    import torch
+    from transformers import AutoModel
+
+    torch.set_num_threads(THREADS)
+    src = yaml.safe_load((MODELS / "minilm" / "model.yaml").read_text())["source"]["path"]
+    torch_model = AutoModel.from_pretrained(src).eval()
+    fp32 = eng.OrtEncoder(MODELS / "minilm" / "model.onnx", THREADS)
+    int8 = eng.OrtEncoder(MODELS / "minilm-int8" / "model.onnx", THREADS)
+    gflops = eng.gemm_gflops(THREADS)
+    results["gemm_gflops"] = gflops
+    log(f"fp32 GEMM (onnxruntime MatMul 1024^3, {THREADS} threads): {gflops:.1f} GFLOP/s")
+    flops_per_seq = eng.encoder_flops_per_token(384, 6, 128) * 128
+    rows = []
+    for batch in (1, 8, 32):
+        data = eng.fixed_batch(batch, 128)
+        ids = torch.from_numpy(np.stack(data))
+
+        def run_torch(ids: Any = ids) -> None:
+            with torch.inference_mode():
+                torch_model(input_ids=ids, attention_mask=torch.ones_like(ids))
+
+        row: dict[str, float] = {"batch": batch, "length": 128}
+        row["pytorch"] = eng.rate(run_torch, batch)
+        row["ort_fp32"] = eng.rate(partial(fp32.run_padded, data), batch)
+        row["ort_int8"] = eng.rate(partial(int8.run_padded, data), batch)
+        row["fp32_gemm_share"] = row["ort_fp32"] * flops_per_seq / (gflops * 1e9)
+        log(f"engine batch {batch}x128: {row}")
+        rows.append(row)
+    results["engine"] = rows
+
+
+def bare_schedules(results: dict[str, Any], rows: list[np.ndarray]) -> None:
+    """The engine alone on the server's inputs (the first 768 texts, as the server runs)."""
+    rows = rows[:768]
+    fp32 = eng.OrtEncoder(MODELS / "minilm" / "model.onnx", THREADS)
+    out: dict[str, Any] = {}
+    one = [[r] for r in rows]
+    out["one_at_a_time"] = {"rate": eng.schedule_rate(fp32, one), "padding": 0.0}
+    arrival = eng.arrival_batches(rows, 32)
+    out["arrival_32"] = {
+        "rate": eng.schedule_rate(fp32, arrival),
+        "padding": eng.padding_ratio(arrival),
+    }
+    sweep = {}
+    for budget in (256, 512, 1024, 2048, 4096):
+        batches = eng.sorted_budget_batches(rows, budget)
+        sweep[budget] = {
+            "rate": eng.schedule_rate(fp32, batches),
+            "padding": eng.padding_ratio(batches),
+        }
+        log(f"bare engine, length-sorted, budget {budget}: {sweep[budget]}")
+    out["sorted_budget_sweep"] = sweep
+    best = max(sweep, key=lambda b: sweep[b]["rate"])
+    out["sorted_best"] = {"budget": best, **sweep[best]}
+    # Latency of one sequence alone, per text: the floor for the server at concurrency 1.
+    latencies = []
+    for r in rows[:300]:
+        started = time.perf_counter()
+        fp32.run_padded([r])
+        latencies.append(time.perf_counter() - started)
+    out["single_p50_ms"] = float(np.percentile(latencies, 50) * 1000)
+    log(f"bare engine: {out}")
+    results["bare"] = out
+
+
+def sentence_transformers_section(results: dict[str, Any], texts: list[str]) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(THREADS)
+    src = yaml.safe_load((MODELS / "minilm" / "model.yaml").read_text())["source"]["path"]
+    model = SentenceTransformer(src, device="cpu")
+    texts = texts[:768]
+    model.encode(texts[:64], batch_size=32, show_progress_bar=False)
+    started = time.perf_counter()
+    model.encode(texts, batch_size=32, show_progress_bar=False)
+    rate = len(texts) / (time.perf_counter() - started)
+    results["sentence_transformers"] = {"rate": rate, "batch_size": 32}
+    log(f"sentence-transformers encode(batch_size=32): {rate:.1f}/s")
+
+
+def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> None:
+    configs: list[tuple[str, list[str], str, tuple[int, ...]]] = [
+        ("batching on (tokens, defaults)", [], "minilm", (1, 8, 64)),
+        ("batching off (max batch 1)", ["--max-batch-size", "1"], "minilm", (1, 8, 64)),
+        (
+            "count-based, arrival order, 32",
+            ["--batching", "count", "--max-batch-size", "32"],
+            "minilm",
+            (8, 64),
+        ),
+        ("int8, batching on", [], "minilm-int8", (1, 64)),
+    ]
+    if not quick:
+        for budget in (256, 1024, 2048):
+            configs.append(
+                (f"budget {budget}", ["--max-batch-tokens", str(budget)], "minilm", (64,))
+            )
+        configs.append(
+            (
+                "2 sessions x 1 thread",
+                ["--sessions", "2", "--intra-op-threads", "1"],
+                "minilm",
+                (64,),
+            )
+        )
+    runs = []
+    for label, flags, model, levels in configs:
+        with Server(MODELS, flags, free_port(), free_port()) as server:
+            for c in levels:
+                n = min(len(texts), 300 if c == 1 else 768)
+                result = run_load(server, model, texts[:n], c)
+                log(f"server {label}, concurrency {c}: {asdict(result)}")
+                runs.append({"config": label, "flags": flags, "model": model, **asdict(result)})
+    results["server"] = runs
+
+
+def find(runs: list[dict[str, Any]], config: str, c: int) -> LoadResult | None:
+    for r in runs:
+        if r["config"] == config and r["concurrency"] == c:
+            return LoadResult(**{k: r[k] for k in LoadResult.__dataclass_fields__})
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="skip the sweeps")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"))
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    texts = [t for t in CORPUS.read_text().splitlines() if t.strip()]
+    rows = tokenize(texts)
+    started = time.time()
+    results: dict[str, Any] = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "corpus": {
+            "texts": len(texts),
+            "mean_tokens": float(np.mean([len(r) for r in rows])),
+            "p10_tokens": float(np.percentile([len(r) for r in rows], 10)),
+            "p90_tokens": float(np.percentile([len(r) for r in rows], 90)),
+        },
+    }
+    engine_section(results)
+    bare_schedules(results, rows)
+    sentence_transformers_section(results, texts)
+    server_section(results, texts, args.quick)
+    results["seconds"] = time.time() - started
+    from bench.report import write_report
+
+    write_report(results, Path(args.out))
+    log(f"done in {results['seconds']:.0f}s: {args.out}.md, {args.out}.json")
+    out_json = Path(args.out).with_suffix(".json")
+    out_json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""docs/benchmarks.md from the figures `make bench` measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+DEFAULT = "batching on (tokens, defaults)"
+
+
+def _server(runs: list[dict[str, Any]], config: str, c: int) -> dict[str, Any] | None:
+    return next((r for r in runs if r["config"] == config and r["concurrency"] == c), None)
+
+
+def _goal(name: str, value: float, target: float, unit: str = "x") -> str:
+    ok = "met" if value >= target else "**not met**"
+    return f"| {name} | {value:.2f}{unit} | ≥ {target}{unit} | {ok} |"
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bare = results["bare"]
+    runs = results["server"]
+    st = results["sentence_transformers"]["rate"]
+    corpus = results["corpus"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Produced by `make bench` (`python -m bench`); the raw figures are in",
+        "`docs/benchmarks.json`. All runs on this machine, in one process, on the same inputs:",
+        f"{results['machine']['cores']} cores ({results['machine']['cpu']}), CPU execution "
+        f"provider, 2 intra-op threads. Took {results['seconds']:.0f} s.",
+        "",
+        f"Corpus: `bench/corpus.txt`, {corpus['texts']} English texts, mean "
+        f"{corpus['mean_tokens']:.0f} tokens (p10 {corpus['p10_tokens']:.0f}, p90 "
+        f"{corpus['p90_tokens']:.0f}).",
+        "",
+        "## 1. Engine: sequences/s at length 128",
+        "",
+        f"fp32 GEMM rate of this CPU (onnxruntime MatMul 1024³): "
+        f"{results['gemm_gflops']:.1f} GFLOP/s.",
+        "",
+        "| batch | PyTorch eager | ORT fp32 fused | ORT int8 | fp32 share of GEMM rate |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["engine"]:
+        lines.append(
+            f"| {r['batch']} | {r['pytorch']:.1f} | {r['ort_fp32']:.1f} | {r['ort_int8']:.1f} "
+            f"| {r['fp32_gemm_share']:.0%} |"
+        )
+    lines += [
+        "",
+        "## 2. Bare engine on the corpus (references)",
+        "",
+        "| schedule | sequences/s | padding |",
+        "|---|---:|---:|",
+        f"| one at a time | {bare['one_at_a_time']['rate']:.1f} | 0% |",
+        f"| arrival order, batches of 32 | {bare['arrival_32']['rate']:.1f} | "
+        f"{bare['arrival_32']['padding']:.0%} |",
+    ]
+    for budget, r in bare["sorted_budget_sweep"].items():
+        lines.append(
+            f"| length-sorted, token budget {budget} | {r['rate']:.1f} | {r['padding']:.0%} |"
+        )
+    lines += [
+        "",
+        f"Single sequence alone: p50 {bare['single_p50_ms']:.2f} ms.",
+        f"`sentence-transformers` `encode(batch_size=32)` in-process (PyTorch): {st:.1f}/s.",
+        "",
+        "## 3. Server over gRPC on loopback (Embed, one text per request, closed loop)",
+        "",
+        "| configuration | model | clients | req/s | p50 ms | p90 ms | p99 ms "
+        "| mean batch | padding | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['config']} | {r['model']} | {r['concurrency']} | {r['throughput']:.1f} "
+            f"| {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {r['mean_batch_size']:.1f} | {r['padding_ratio']:.0%} | {r['errors']} |"
+        )
+    on64 = _server(runs, DEFAULT, 64)
+    off64 = _server(runs, "batching off (max batch 1)", 64)
+    count64 = _server(runs, "count-based, arrival order, 32", 64)
+    int8_64 = _server(runs, "int8, batching on", 64)
+    on1 = _server(runs, DEFAULT, 1)
+    lines += ["", "## Goals (concurrency 64, mixed lengths)", ""]
+    lines += ["| goal | measured | target | |", "|---|---:|---:|---|"]
+    if on64:
+        best = bare["sorted_best"]
+        lines.append(
+            _goal(
+                f"server / bare engine best (sorted, budget {best['budget']})",
+                on64["throughput"] / best["rate"] * 100,
+                90,
+                "%",
+            )
+        )
+        if count64:
+            lines.append(
+                _goal(
+                    "server / count-based batcher", on64["throughput"] / count64["throughput"], 2.5
+                )
+            )
+        if off64:
+            lines.append(
+                _goal("server / batching off", on64["throughput"] / off64["throughput"], 1.1)
+            )
+        lines.append(_goal("fp32 server / sentence-transformers", on64["throughput"] / st, 1.5))
+    if int8_64:
+        lines.append(_goal("int8 server / sentence-transformers", int8_64["throughput"] / st, 2.5))
+    if on1:
+        slack = on1["p50_ms"] - bare["single_p50_ms"]
+        verdict = "met" if slack <= 3 else "**not met**"
+        lines.append(
+            f"| p50 at concurrency 1 minus bare single latency | {slack:.2f} ms | ≤ 3 ms "
+            f"| {verdict} |"
+        )
+    lines.append("")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")

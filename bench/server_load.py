@@ -1,0 +1,143 @@
+"""End-to-end load on the real server over gRPC on loopback: closed loop, N clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
+from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class LoadResult:
+    concurrency: int
+    requests: int
+    seconds: float
+    throughput: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_batch_size: float
+    padding_ratio: float
+    errors: int
+
+
+class Server:
+    """attnserve serve in a subprocess, with the given extra flags."""
+
+    def __init__(self, models: Path, flags: list[str], grpc_port: int, metrics_port: int) -> None:
+        self.target = f"127.0.0.1:{grpc_port}"
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        cmd = [
+            sys.executable, "-m", "service", "serve", "--models", str(models),
+            "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
+            "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port),
+            "--log-level", "WARNING", *flags,
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNSERVE_")}
+        self.process = subprocess.Popen(cmd, cwd=ROOT, env=env)
+
+    def __enter__(self) -> Server:
+        with grpc.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            end = time.monotonic() + 180
+            while time.monotonic() < end:
+                if self.process.poll() is not None:
+                    raise RuntimeError("server exited during start")
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return self
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.2)
+        raise TimeoutError("server did not become SERVING")
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def batch_stats(self) -> dict[str, float]:
+        """Batches, rows, computed (padded) tokens and real tokens so far, from /metrics."""
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as reply:
+            text = reply.read().decode()
+        names = {
+            "attnserve_batch_size_count": "batches",
+            "attnserve_batch_size_sum": "rows",
+            "attnserve_batch_tokens_sum": "padded",
+            "attnserve_input_tokens_total": "real",
+        }
+        values = dict.fromkeys(names.values(), 0.0)
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name in names:
+                    values[names[s.name]] += s.value
+        return values
+
+
+async def _closed_loop(
+    target: str, model: str, texts: list[str], concurrency: int
+) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    next_index = 0
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.TextInferenceStub(channel)
+        await stub.Embed(pb.EmbedRequest(texts=["warm up"], model=model), timeout=30)
+
+        async def client() -> None:
+            nonlocal next_index, errors
+            while next_index < len(texts):
+                text = texts[next_index]
+                next_index += 1
+                started = time.perf_counter()
+                try:
+                    await stub.Embed(pb.EmbedRequest(texts=[text], model=model), timeout=60)
+                    latencies.append(time.perf_counter() - started)
+                except grpc.aio.AioRpcError:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return latencies, errors, time.perf_counter() - started
+
+
+def run_load(server: Server, model: str, texts: list[str], concurrency: int) -> LoadResult:
+    before = server.batch_stats()
+    latencies, errors, seconds = asyncio.run(_closed_loop(server.target, model, texts, concurrency))
+    after = server.batch_stats()
+    delta = {k: after[k] - before[k] for k in after}
+    ms = np.array(latencies) * 1000
+    return LoadResult(
+        concurrency=concurrency,
+        requests=len(texts),
+        seconds=seconds,
+        throughput=len(latencies) / seconds,
+        p50_ms=float(np.percentile(ms, 50)),
+        p90_ms=float(np.percentile(ms, 90)),
+        p99_ms=float(np.percentile(ms, 99)),
+        mean_batch_size=delta["rows"] / max(delta["batches"], 1),
+        padding_ratio=1.0 - delta["real"] / max(delta["padded"], 1),
+        errors=errors,
+    )
