@@ -17,7 +17,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from service.api.calls import CallRunner
+from service.api.kserve import KServeServicer
 from service.api.protos.attnserve.v1 import attnserve_pb2, attnserve_pb2_grpc
+from service.api.protos.inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from service.api.text_inference import TextInferenceServicer
 from service.config import Settings
 from service.metrics import Metrics
@@ -26,6 +28,7 @@ from service.repository import Repository
 log = logging.getLogger(__name__)
 
 TEXT_INFERENCE = attnserve_pb2.DESCRIPTOR.services_by_name["TextInference"].full_name
+KSERVE = grpc_predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -43,7 +46,7 @@ class AttnServer:
         self.repository = Repository(settings, self.metrics)
         self.calls = CallRunner(self.repository, self.metrics)
         self.health = health.aio.HealthServicer()
-        self._services = [TEXT_INFERENCE]
+        self._services = [TEXT_INFERENCE, KSERVE]
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> Endpoints:
@@ -60,6 +63,9 @@ class AttnServer:
         )
         attnserve_pb2_grpc.add_TextInferenceServicer_to_server(
             TextInferenceServicer(self.repository, self.calls), server
+        )
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            KServeServicer(self.repository, self.calls), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
