@@ -24,7 +24,7 @@ install: $(INSTALLED)
 # wheel cache. An unpinned torch would pull a CUDA build of several GB.
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(ORT),export,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(ORT),export,dev,loadtest]"
 	$(PY) -m pip uninstall --quiet --yes $(ORT_OTHER) 2>/dev/null || true
 	rm -f $(VENV)/.installed-*
 	touch $@

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from typing import Any
 
@@ -34,6 +35,14 @@ def _client_parsers(sub: Any) -> None:
     common.add_argument("--model", default="", help="model name (default: the server's)")
     common.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
     common.add_argument("--json", action="store_true", help="print the reply as JSON")
+    common.add_argument("--tls-ca", help="PEM CA to verify the server (turns TLS on)")
+    common.add_argument("--tls-cert", help="PEM client certificate (mutual TLS)")
+    common.add_argument("--tls-key", help="PEM client key (mutual TLS)")
+    common.add_argument(
+        "--token",
+        default=os.environ.get("ATTNSERVE_TOKEN"),
+        help="bearer token (env ATTNSERVE_TOKEN)",
+    )
     p = sub.add_parser("summarize", parents=[common], help="summarize a text file (- = stdin)")
     p.add_argument("file")
     p.add_argument("--max-sentences", type=int, default=0)

@@ -33,10 +33,27 @@ def _spans(spans: Any) -> str:
     return "\n".join(f"[{s.score:.3f}] ({s.start}-{s.end}) {s.text}" for s in spans)
 
 
+def open_channel(args: Any) -> grpc.Channel:
+    """A channel as the flags ask: plaintext, TLS, or mutual TLS; with a bearer token."""
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    if not (args.tls_ca or args.tls_cert):
+        if args.token:
+            raise SystemExit("--token needs TLS (--tls-ca): tokens are not sent in plaintext")
+        return grpc.insecure_channel(args.target, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(args.tls_ca).read_bytes() if args.tls_ca else None,
+        private_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
+        certificate_chain=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
+    )
+    if args.token:
+        token = grpc.access_token_call_credentials(args.token)
+        credentials = grpc.composite_channel_credentials(credentials, token)
+    return grpc.secure_channel(args.target, credentials, options=options)
+
+
 def run_client(args: Any) -> int:
     """Run one client command; gRPC errors print `CODE: message` and exit 1."""
-    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-    with grpc.insecure_channel(args.target, options=options) as channel:
+    with open_channel(args) as channel:
         stub = pb_grpc.TextInferenceStub(channel)
         try:
             return _COMMANDS[args.command](stub, channel, args)

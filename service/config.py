@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+import grpc
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROVIDER_NAMES = ("tensorrt", "cuda", "cpu")
@@ -67,6 +68,14 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1024, description="largest gRPC message accepted or sent"
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    tls_cert: Path | None = Field(None, description="PEM server certificate: serve TLS")
+    tls_key: Path | None = Field(None, description="PEM private key of --tls-cert")
+    tls_client_ca: Path | None = Field(
+        None, description="PEM CA bundle: require client certificates signed by it (mTLS)"
+    )
+    auth_token: SecretStr | None = Field(
+        None, description="require 'authorization: Bearer TOKEN' (health stays open)"
+    )
 
     @field_validator("providers", mode="before")
     @classmethod
@@ -90,6 +99,27 @@ class Settings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR; got {value!r}")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key")
+        for path in (self.tls_cert, self.tls_key, self.tls_client_ca):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path} is not a readable file")
+        return self
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        """TLS (and mTLS with a client CA) credentials, or None for plaintext."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        pair = (self.tls_key.read_bytes(), self.tls_cert.read_bytes())
+        client_ca = self.tls_client_ca.read_bytes() if self.tls_client_ca else None
+        return grpc.ssl_server_credentials(
+            [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+        )
 
     def batch_tokens_for(self, provider: str) -> int:
         """The token budget for a model running on `provider` (a PROVIDER_NAMES entry)."""

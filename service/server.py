@@ -16,10 +16,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service.api.auth import BearerTokenInterceptor
 from service.api.calls import CallRunner
 from service.api.kserve import KServeServicer
-from service.api.protos.attnserve.v1 import attnserve_pb2, attnserve_pb2_grpc
-from service.api.protos.inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
+from service.api.protos.attnserve.v1 import attnserve_pb2
+from service.api.protos.inference import grpc_predict_v2_pb2
+from service.api.registration import add_servicer
 from service.api.text_inference import TextInferenceServicer
 from service.config import Settings
 from service.metrics import Metrics
@@ -27,8 +29,8 @@ from service.repository import Repository
 
 log = logging.getLogger(__name__)
 
-TEXT_INFERENCE = attnserve_pb2.DESCRIPTOR.services_by_name["TextInference"].full_name
-KSERVE = grpc_predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+TEXT_INFERENCE = attnserve_pb2.DESCRIPTOR.services_by_name["TextInference"]
+KSERVE = grpc_predict_v2_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -46,32 +48,35 @@ class AttnServer:
         self.repository = Repository(settings, self.metrics)
         self.calls = CallRunner(self.repository, self.metrics)
         self.health = health.aio.HealthServicer()
-        self._services = [TEXT_INFERENCE, KSERVE]
+        self._services = [TEXT_INFERENCE.full_name, KSERVE.full_name]
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> Endpoints:
         s = self.settings
         metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
+        interceptors = [BearerTokenInterceptor(s.auth_token)] if s.auth_token else []
         server = grpc.aio.server(
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", s.max_message_bytes),
                 # Rebalances long-lived HTTP/2 connections across replicas behind L4.
                 ("grpc.max_connection_age_ms", 300_000),
                 ("grpc.max_connection_age_grace_ms", int(s.grace_period_s * 1000)),
-            ]
+            ],
         )
-        attnserve_pb2_grpc.add_TextInferenceServicer_to_server(
-            TextInferenceServicer(self.repository, self.calls), server
-        )
-        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            KServeServicer(self.repository, self.calls), server
-        )
+        add_servicer(server, TEXT_INFERENCE, TextInferenceServicer(self.repository, self.calls))
+        add_servicer(server, KSERVE, KServeServicer(self.repository, self.calls))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             [*self._services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
-        grpc_port = server.add_insecure_port(f"{s.grpc_host}:{s.grpc_port}")
+        address = f"{s.grpc_host}:{s.grpc_port}"
+        credentials = s.server_credentials()
+        if credentials is None:
+            grpc_port = server.add_insecure_port(address)
+        else:
+            grpc_port = server.add_secure_port(address, credentials)
         await server.start()
         self._server = server
         for service in ("", *self._services):

@@ -39,7 +39,9 @@ def link_model(src: Path, dst: Path, **manifest_changes: object) -> Path:
 
 
 class ServerProcess:
-    def __init__(self, models: Path, *flags: str) -> None:
+    def __init__(
+        self, models: Path, *flags: str, credentials: grpc.ChannelCredentials | None = None
+    ) -> None:
         self.grpc_port = free_port()
         self.metrics_port = free_port()
         self.target = f"127.0.0.1:{self.grpc_port}"
@@ -58,7 +60,11 @@ class ServerProcess:
             ],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        self.channel = grpc.insecure_channel(self.target)
+        self.channel = (
+            grpc.insecure_channel(self.target)
+            if credentials is None
+            else grpc.secure_channel(self.target, credentials)
+        )
 
     def wait_serving(self, timeout: float = 120.0) -> None:
         stub = health_pb2_grpc.HealthStub(self.channel)
