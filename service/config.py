@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     max_queue_delay_ms: float = Field(
         2.0, ge=0, le=10_000, description="longest a row waits for a batch to fill"
     )
+    max_queue_wait_ms: float = Field(
+        1000.0,
+        gt=0,
+        le=600_000,
+        description="refuse requests (RESOURCE_EXHAUSTED) when the queued work would take "
+        "longer than this",
+    )
     max_queued_tokens: int = Field(
         262_144, ge=1, description="queue bound; past it requests get RESOURCE_EXHAUSTED"
     )

@@ -22,12 +22,18 @@ from service.errors import ModelNotFound, TaskNotSupported, Unavailable
 from service.metrics import Metrics
 from service.runtime.engine import Engine
 from service.tasks.encoder import Limits, SentenceEncoder
+from service.tasks.span_qa import SpanQA, SpanSettings
+from service.tasks.span_windows import QuestionWindows
 from service.tasks.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "model.yaml"
 ENCODER_TASKS = ("embed", "summarize", "answer")
+SPAN_QA = "question-answering"
+# model.yaml's export_task says what kind of model it is, and so which tasks it may list.
+KIND_TASKS = {"feature-extraction": ENCODER_TASKS, SPAN_QA: ("answer",)}
+SPAN_OUTPUTS = ["start_logits", "end_logits"]
 
 
 class ModelLoadError(Exception):
@@ -39,6 +45,7 @@ class Manifest:
     """The parts of model.yaml (written by `attnserve export`) that serving reads."""
 
     name: str
+    export_task: str
     tasks: list[str]
     architecture: str
     precision: str
@@ -49,6 +56,7 @@ class Manifest:
     hidden_size: int
     pooling: str
     inputs: list[str]
+    span: SpanSettings | None  # span question-answering models only
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
@@ -63,6 +71,7 @@ class Manifest:
             files = raw["files"]
             manifest = cls(
                 name=folder.name,
+                export_task=str(raw["export_task"]),
                 tasks=[str(t) for t in raw["tasks"]],
                 architecture=str(raw["architecture"]),
                 precision=str(raw.get("precision", "fp32")),
@@ -73,15 +82,35 @@ class Manifest:
                 hidden_size=int(raw["hidden_size"]),
                 pooling=str(raw.get("pooling", "mean")),
                 inputs=[str(i) for i in raw["inputs"]],
+                span=_span_settings(raw["question_answering"])
+                if raw["export_task"] == SPAN_QA
+                else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelLoadError(f"{MANIFEST} is missing or has a bad value for {exc}") from exc
-        unknown = set(manifest.tasks) - set(ENCODER_TASKS)
+        kind_tasks = KIND_TASKS.get(manifest.export_task)
+        if kind_tasks is None:
+            kinds = ", ".join(KIND_TASKS)
+            raise ModelLoadError(
+                f"{MANIFEST}: export_task {manifest.export_task!r} is not served (only {kinds})"
+            )
+        unknown = set(manifest.tasks) - set(kind_tasks)
         if unknown or not manifest.tasks:
             raise ModelLoadError(f"{MANIFEST} lists tasks this server cannot serve: {unknown}")
         if not 1 <= manifest.max_sequence_length <= 8192:
             raise ModelLoadError(f"{MANIFEST}: bad max_sequence_length")
         return manifest
+
+
+def _span_settings(raw: Any) -> SpanSettings:
+    settings = SpanSettings(
+        doc_stride=int(raw["doc_stride"]),
+        max_answer_length=int(raw["max_answer_length"]),
+        cls_token_id=int(raw["cls_token_id"]),
+    )
+    if settings.doc_stride < 1 or settings.max_answer_length < 1:
+        raise ModelLoadError(f"{MANIFEST}: doc_stride and max_answer_length must be positive")
+    return settings
 
 
 def _check_files(folder: Path, manifest: Manifest) -> None:
@@ -106,6 +135,7 @@ class Model:
     manifest: Manifest | None = None
     engine: Engine | None = None
     encoder: SentenceEncoder | None = None
+    span_qa: SpanQA | None = None
     error: str = ""
     ready: bool = False
     providers: list[str] = field(default_factory=list)
@@ -165,6 +195,7 @@ class Repository:
             max_batch_size=self.settings.max_batch_size,
             max_queue_delay=self.settings.max_queue_delay_ms / 1000.0,
             max_queued_tokens=self.settings.max_queued_tokens,
+            max_queue_wait=self.settings.max_queue_wait_ms / 1000.0,
             policy=self.settings.batching,
         )
         scheduler = Scheduler(
@@ -172,11 +203,23 @@ class Repository:
         )
         limits = Limits(self.settings.max_text_chars, self.settings.max_texts)
         model.engine = engine
-        model.encoder = SentenceEncoder(
-            model.name, tokenizer, scheduler, manifest.pooling, limits, self.metrics
-        )
+        if manifest.span is not None:
+            if engine.output_names != SPAN_OUTPUTS:
+                raise ModelLoadError(f"a span QA graph must output {SPAN_OUTPUTS}")
+            windows = QuestionWindows(
+                folder / manifest.tokenizer_file,
+                manifest.max_sequence_length,
+                manifest.span.cls_token_id,
+            )
+            model.span_qa = SpanQA(
+                model.name, windows, scheduler, manifest.span, limits, self.metrics
+            )
+        else:
+            model.encoder = SentenceEncoder(
+                model.name, tokenizer, scheduler, manifest.pooling, limits, self.metrics
+            )
         model.providers = engine.providers
-        _warm_up(engine, manifest)
+        _warm_up(engine, manifest, tokenizer.vocab_size)
         model.ready = True
         self.metrics.model_ready.labels(model.name).set(1)
         log.info("model %s ready: tasks %s", model.name, ", ".join(manifest.tasks))
@@ -201,8 +244,20 @@ class Repository:
             )
         return model, model.encoder
 
+    def answerer_for(self, name: str) -> tuple[Model, SentenceEncoder | SpanQA]:
+        """What answers on the model: exact spans from a span QA head, sentences otherwise."""
+        model = self.resolve(name)
+        if model.span_qa is not None:
+            return model, model.span_qa
+        return self.encoder_for(name, "answer")
+
     def schedulers(self) -> list[Scheduler]:
-        return [m.encoder.scheduler for m in self.models.values() if m.encoder is not None]
+        return [
+            pipeline.scheduler
+            for m in self.models.values()
+            for pipeline in (m.encoder, m.span_qa)
+            if pipeline is not None
+        ]
 
 
 def _check_vocabulary(engine: Engine, tokenizer: TextTokenizer, manifest: Manifest) -> None:
@@ -229,8 +284,9 @@ def _feeds(engine: Engine, ids: np.ndarray) -> dict[str, np.ndarray]:
     return {name: by_name[name] for name in engine.input_names}
 
 
-def _warm_up(engine: Engine, manifest: Manifest) -> None:
+def _warm_up(engine: Engine, manifest: Manifest, vocab_size: int) -> None:
     # First runs allocate arenas and pick kernels; do it before reporting SERVING.
+    token = min(1000, vocab_size - 1)  # any real id: small vocabularies end before 1000
     for rows, length in ((1, 8), (8, 32), (4, manifest.max_sequence_length)):
-        ids = np.full((rows, length), 1000, dtype=np.int64)
+        ids = np.full((rows, length), token, dtype=np.int64)
         engine.run(_feeds(engine, ids))

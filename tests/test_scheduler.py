@@ -153,3 +153,22 @@ async def test_engine_failure_fails_only_that_batch() -> None:
         await scheduler.submit(rows(4, value=13))
     assert len(await scheduler.submit(rows(4))) == 1
     await scheduler.close()
+
+
+async def test_overload_is_refused_by_predicted_wait() -> None:
+    engine = GatedEngine()
+    scheduler, _ = make(engine, max_queue_wait=0.05, max_queued_tokens=100_000)
+    await scheduler.submit(rows(20))  # measures the engine's rate: fast, the gate is open
+    scheduler._tokens_per_second = 1000.0  # pin it: 1000 tokens/s, so 50 ms = 50 tokens
+    engine.gate.clear()
+    running = asyncio.create_task(scheduler.submit(rows(10)))
+    await asyncio.sleep(0.05)
+    admitted = asyncio.create_task(scheduler.submit(rows(40)))  # 40 queued: ~40 ms
+    await asyncio.sleep(0)
+    queued_small = asyncio.create_task(scheduler.submit(rows(15)))  # 40 ms ahead: admitted
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFull, match="overloaded"):
+        await scheduler.submit(rows(1))  # 55 ms of work ahead: over the 50 ms limit
+    engine.gate.set()
+    await asyncio.gather(running, admitted, queued_small)
+    await scheduler.close()

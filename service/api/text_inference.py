@@ -10,6 +10,7 @@ from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 from service.repository import Repository
 from service.tasks.answer import answer
 from service.tasks.embed import embed
+from service.tasks.span_qa import SpanQA, SpanRequest
 from service.tasks.spans import ScoredSpan
 from service.tasks.summarize import summarize
 
@@ -57,10 +58,21 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
         self, request: pb.AnswerRequest, context: grpc.aio.ServicerContext
     ) -> pb.AnswerResponse:
         async def work(deadline: float | None) -> pb.AnswerResponse:
-            model, encoder = self._repo.encoder_for(request.model, "answer")
-            result = await answer(
-                encoder, request.question, request.context, request.top_k, deadline
-            )
+            model, answerer = self._repo.answerer_for(request.model)
+            if isinstance(answerer, SpanQA):
+                options = SpanRequest(
+                    request.question,
+                    request.context,
+                    request.top_k,
+                    request.max_answer_length,
+                    request.doc_stride,
+                    request.allow_no_answer,
+                )
+                result = await answerer.answer(options, deadline)
+            else:
+                result = await answer(
+                    answerer, request.question, request.context, request.top_k, deadline
+                )
             return pb.AnswerResponse(
                 answers=[_span(a) for a in result.answers],
                 model=model.name,
@@ -85,7 +97,7 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
                     ready=model.ready,
                     precision=manifest.precision if manifest else "",
                     error=model.error,
-                    dimensions=manifest.hidden_size if manifest else 0,
+                    dimensions=manifest.hidden_size if manifest and "embed" in model.tasks else 0,
                 )
             )
         return pb.ListModelsResponse(models=infos, default_model=self._repo.settings.default_model)

@@ -44,6 +44,7 @@ class BatchingConfig:
     max_batch_size: int
     max_queue_delay: float  # seconds
     max_queued_tokens: int
+    max_queue_wait: float = 1.0  # seconds of queued work past which requests are refused
     policy: str = "tokens"  # "tokens": length-grouped under a token budget; "count": FIFO
 
 
@@ -100,6 +101,8 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()  # keeps batch tasks referenced
         self._closed = False
+        # Engine throughput in real tokens per second, a moving average over batches.
+        self._tokens_per_second = 0.0
 
     # -- the one way in -------------------------------------------------------------------
 
@@ -121,11 +124,7 @@ class Scheduler:
         if not rows:
             return []
         tokens = sum(len(r) for r in rows)
-        if self._queue.tokens + tokens > self.config.max_queued_tokens:
-            raise QueueFull(
-                f"model {self.model} queue is full ({self._queue.tokens} tokens queued, "
-                f"limit {self.config.max_queued_tokens}); retry later"
-            )
+        self._admit(tokens)
         loop = asyncio.get_running_loop()
         now = self._clock()
         entry = Entry(enqueued=now, deadline=deadline)
@@ -153,6 +152,28 @@ class Scheduler:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def _admit(self, tokens: int) -> None:
+        """Refuse at once what would wait too long or overflow the queue (RESOURCE_EXHAUSTED).
+
+        The wait is predicted from the work already queued and the engine's measured rate,
+        so under overload excess requests fail in microseconds instead of timing out, and
+        the requests that are admitted keep a bounded latency. An idle queue admits any
+        request, however large: it waits for nothing.
+        """
+        queued = self._queue.tokens
+        if queued + tokens > self.config.max_queued_tokens:
+            raise QueueFull(
+                f"model {self.model} queue is full ({queued} tokens queued, "
+                f"limit {self.config.max_queued_tokens}); retry later"
+            )
+        if queued and self._tokens_per_second:
+            wait = queued / self._tokens_per_second
+            if wait > self.config.max_queue_wait:
+                raise QueueFull(
+                    f"model {self.model} is overloaded: about {wait * 1000:.0f} ms of work "
+                    f"is queued (limit {self.config.max_queue_wait * 1000:.0f} ms); retry later"
+                )
 
     async def close(self) -> None:
         """Refuse new work; wait for queued and running batches to finish."""
@@ -246,6 +267,11 @@ class Scheduler:
         for row in batch.rows:
             waited.observe(now - row.entry.enqueued)
 
+    def _observe_rate(self, tokens: int, seconds: float) -> None:
+        rate = tokens * self._engine.concurrency / max(seconds, 1e-6)
+        previous = self._tokens_per_second
+        self._tokens_per_second = rate if not previous else 0.9 * previous + 0.1 * rate
+
     def _run_batch(self, batch: Batch) -> tuple[list[tuple[np.ndarray, ...]], float]:
         feeds = pad_batch(batch, self._engine.input_names)
         started = time.perf_counter()
@@ -257,6 +283,7 @@ class Scheduler:
         try:
             per_row, seconds = await loop.run_in_executor(self._workers, self._run_batch, batch)
             self._metrics.inference_duration.labels(self.model).observe(seconds)
+            self._observe_rate(batch.real_tokens, seconds)
         except Exception as exc:
             log.exception("model %s: batch of %d rows failed", self.model, len(batch.rows))
             for row in batch.rows:

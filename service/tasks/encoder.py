@@ -34,6 +34,16 @@ def _has_visible_character(text: str) -> bool:
     return any(not c.isspace() and unicodedata.category(c) not in {"Cf", "Cc"} for c in text)
 
 
+def check_text(text: str, what: str, limits: Limits) -> None:
+    """INVALID_ARGUMENT for an empty, blank or over-long text; `what` names it."""
+    if not _has_visible_character(text):
+        raise InvalidArgument(f"{what} is empty (or only whitespace and invisible characters)")
+    if len(text) > limits.max_text_chars:
+        raise InvalidArgument(
+            f"{what} has {len(text)} characters; the limit is {limits.max_text_chars}"
+        )
+
+
 class SentenceEncoder:
     def __init__(
         self,
@@ -55,12 +65,7 @@ class SentenceEncoder:
 
     def check_text(self, text: str, what: str) -> None:
         """INVALID_ARGUMENT for an empty, blank or over-long text; `what` names it."""
-        if not _has_visible_character(text):
-            raise InvalidArgument(f"{what} is empty (or only whitespace and invisible characters)")
-        if len(text) > self.limits.max_text_chars:
-            raise InvalidArgument(
-                f"{what} has {len(text)} characters; the limit is {self.limits.max_text_chars}"
-            )
+        check_text(text, what, self.limits)
 
     async def encode(
         self, texts: list[str], task: str, normalize: bool, deadline: float | None

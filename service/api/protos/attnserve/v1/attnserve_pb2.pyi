@@ -47,16 +47,22 @@ class SummarizeResponse(_message.Message):
     def __init__(self, summary: _Optional[str] = ..., sentences: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., model: _Optional[str] = ..., truncated_sentences: _Optional[int] = ...) -> None: ...
 
 class AnswerRequest(_message.Message):
-    __slots__ = ("question", "context", "model", "top_k")
+    __slots__ = ("question", "context", "model", "top_k", "max_answer_length", "doc_stride", "allow_no_answer")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MAX_ANSWER_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    DOC_STRIDE_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_NO_ANSWER_FIELD_NUMBER: _ClassVar[int]
     question: str
     context: str
     model: str
     top_k: int
-    def __init__(self, question: _Optional[str] = ..., context: _Optional[str] = ..., model: _Optional[str] = ..., top_k: _Optional[int] = ...) -> None: ...
+    max_answer_length: int
+    doc_stride: int
+    allow_no_answer: bool
+    def __init__(self, question: _Optional[str] = ..., context: _Optional[str] = ..., model: _Optional[str] = ..., top_k: _Optional[int] = ..., max_answer_length: _Optional[int] = ..., doc_stride: _Optional[int] = ..., allow_no_answer: _Optional[bool] = ...) -> None: ...
 
 class AnswerResponse(_message.Message):
     __slots__ = ("answers", "model", "truncated_sentences")
