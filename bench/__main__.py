@@ -24,7 +24,7 @@ from bench.server_load import LoadResult, Server, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
-CORPUS = Path(__file__).with_name("corpus.txt")
+CORPUS = ROOT / "service" / "loadtest" / "corpus.txt"
 THREADS = 2
 
 

@@ -31,7 +31,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         f"{results['machine']['cores']} cores ({results['machine']['cpu']}), CPU execution "
         f"provider, 2 intra-op threads. Took {results['seconds']:.0f} s.",
         "",
-        f"Corpus: `bench/corpus.txt`, {corpus['texts']} English texts, mean "
+        f"Corpus: `service/loadtest/corpus.txt`, {corpus['texts']} English texts, mean "
         f"{corpus['mean_tokens']:.0f} tokens (p10 {corpus['p10_tokens']:.0f}, p90 "
         f"{corpus['p90_tokens']:.0f}).",
         "",

@@ -11,8 +11,6 @@ from typing import Any
 
 from service.config import ConfigError, Settings, load_settings
 
-CLIENT_COMMANDS = ("summarize", "answer", "embed", "models", "health")
-
 
 def _serve_parser(sub: Any) -> None:
     serve = sub.add_parser("serve", help="serve every model in the repository over gRPC")
@@ -56,6 +54,10 @@ def _client_parsers(sub: Any) -> None:
     sub.add_parser("models", parents=[common], help="list the server's models")
     p = sub.add_parser("health", parents=[common], help="gRPC health check (exit 0 if SERVING)")
     p.add_argument("--service", default="", help="service name ('' = the whole server)")
+    p = sub.add_parser("loadtest", parents=[common], help="closed/open-loop load, rate sweeps")
+    from service.loadtest.cli import add_arguments
+
+    add_arguments(p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(serve(settings))
         return 0
+    if args.command == "loadtest":
+        from service.loadtest.cli import run
+
+        return run(args)
     from service.client import run_client
 
     return run_client(args)

@@ -33,13 +33,15 @@ def _spans(spans: Any) -> str:
     return "\n".join(f"[{s.score:.3f}] ({s.start}-{s.end}) {s.text}" for s in spans)
 
 
-def open_channel(args: Any) -> grpc.Channel:
-    """A channel as the flags ask: plaintext, TLS, or mutual TLS; with a bearer token."""
-    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+
+
+def channel_credentials(args: Any) -> grpc.ChannelCredentials | None:
+    """TLS or mutual-TLS credentials (with the bearer token) as the flags ask; None: plaintext."""
     if not (args.tls_ca or args.tls_cert):
         if args.token:
             raise SystemExit("--token needs TLS (--tls-ca): tokens are not sent in plaintext")
-        return grpc.insecure_channel(args.target, options=options)
+        return None
     credentials = grpc.ssl_channel_credentials(
         root_certificates=Path(args.tls_ca).read_bytes() if args.tls_ca else None,
         private_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
@@ -48,7 +50,14 @@ def open_channel(args: Any) -> grpc.Channel:
     if args.token:
         token = grpc.access_token_call_credentials(args.token)
         credentials = grpc.composite_channel_credentials(credentials, token)
-    return grpc.secure_channel(args.target, credentials, options=options)
+    return credentials
+
+
+def open_channel(args: Any) -> grpc.Channel:
+    credentials = channel_credentials(args)
+    if credentials is None:
+        return grpc.insecure_channel(args.target, options=CHANNEL_OPTIONS)
+    return grpc.secure_channel(args.target, credentials, options=CHANNEL_OPTIONS)
 
 
 def run_client(args: Any) -> int:

@@ -1,0 +1,1 @@
+"""Load generation against any attnserve target: closed and open loop, sweeps, reports."""

@@ -1,0 +1,109 @@
+"""Closed-loop and open-loop load over gRPC, recording every request's fate.
+
+Closed loop: N clients, each sends its next request when the last one returns (measures
+capacity, hides queueing). Open loop: requests arrive as a Poisson process at a target rate
+whatever the server does, so queueing and overload show up honestly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
+
+METHODS = {"embed": "Embed", "answer": "Answer", "summarize": "Summarize"}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    sent: float  # seconds since the run started
+    latency: float  # seconds
+    code: str  # gRPC status code name
+
+
+Progress = Callable[[int], None]
+
+
+def _call(stub: pb_grpc.TextInferenceStub, task: str) -> Any:
+    return getattr(stub, METHODS[task])
+
+
+async def _one(
+    method: Any,
+    request: Any,
+    started: float,
+    timeout: float,
+    metadata: tuple[tuple[str, str], ...],
+) -> Outcome:
+    sent = time.perf_counter()
+    try:
+        await method(request, timeout=timeout, metadata=metadata)
+        code = "OK"
+    except grpc.aio.AioRpcError as err:
+        code = err.code().name
+    return Outcome(sent - started, time.perf_counter() - sent, code)
+
+
+async def closed_loop(
+    channel: grpc.aio.Channel,
+    task: str,
+    requests: list[Any],
+    concurrency: int,
+    timeout: float = 60.0,
+    metadata: tuple[tuple[str, str], ...] = (),
+    progress: Progress | None = None,
+) -> tuple[list[Outcome], float]:
+    """Send every request with `concurrency` clients; returns outcomes and wall seconds."""
+    method = _call(pb_grpc.TextInferenceStub(channel), task)
+    pending = iter(requests)
+    outcomes: list[Outcome] = []
+    started = time.perf_counter()
+
+    async def client() -> None:
+        for request in pending:
+            outcomes.append(await _one(method, request, started, timeout, metadata))
+            if progress:
+                progress(1)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return outcomes, time.perf_counter() - started
+
+
+async def open_loop(
+    channel: grpc.aio.Channel,
+    task: str,
+    requests: list[Any],
+    rate: float,
+    duration: float,
+    timeout: float = 60.0,
+    metadata: tuple[tuple[str, str], ...] = (),
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[list[Outcome], float]:
+    """Poisson arrivals at `rate`/s for `duration` s; waits for every request to finish."""
+    method = _call(pb_grpc.TextInferenceStub(channel), task)
+    rng = random.Random(seed)
+    tasks: list[asyncio.Task[Outcome]] = []
+    started = time.perf_counter()
+    next_at = 0.0
+    index = 0
+    while next_at < duration:
+        delay = started + next_at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        request = requests[index % len(requests)]
+        index += 1
+        task_ = asyncio.create_task(_one(method, request, started, timeout, metadata))
+        if progress:
+            task_.add_done_callback(lambda _: progress(1))
+        tasks.append(task_)
+        next_at += rng.expovariate(rate)
+    outcomes = list(await asyncio.gather(*tasks))
+    return outcomes, time.perf_counter() - started
