@@ -19,6 +19,9 @@ PROVIDER_NAMES = ("tensorrt", "cuda", "cpu")
 # Token budgets per execution provider, chosen from `make bench` (docs/benchmarks.md): on CPU
 # big batches lose cache locality; GPUs want far larger ones.
 DEFAULT_BATCH_TOKENS = {"cpu": 512, "cuda": 16384, "tensorrt": 16384}
+# Padding a row may add to a batch, as a share of its padded length. On CPU a padded token
+# costs what a real one does; on GPUs padding is nearly free next to a bigger batch.
+DEFAULT_PADDING_SLACK = {"cpu": 0.125, "cuda": 4.0, "tensorrt": 4.0}
 
 
 class ConfigError(ValueError):
@@ -45,6 +48,13 @@ class Settings(BaseSettings):
     max_batch_tokens: int | None = Field(
         None, ge=1, description="batch budget: rows x padded length (default: per provider)"
     )
+    padding_slack: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="padding a row may add to a batch, as a share of the padded length "
+        "(default: per provider)",
+    )
     max_batch_size: int = Field(64, ge=1, le=4096, description="most rows in one batch")
     batching: Literal["tokens", "count"] = Field(
         "tokens",
@@ -63,6 +73,12 @@ class Settings(BaseSettings):
     )
     max_queued_tokens: int = Field(
         262_144, ge=1, description="queue bound; past it requests get RESOURCE_EXHAUSTED"
+    )
+    max_sequences: int = Field(
+        256,
+        ge=1,
+        description="seq2seq models: most sequences (beams count each) generating or waiting; "
+        "past it requests get RESOURCE_EXHAUSTED",
     )
     max_text_chars: int = Field(
         200_000, ge=1, description="longest text (code points) a request may send"
@@ -131,6 +147,9 @@ class Settings(BaseSettings):
     def batch_tokens_for(self, provider: str) -> int:
         """The token budget for a model running on `provider` (a PROVIDER_NAMES entry)."""
         return self.max_batch_tokens or DEFAULT_BATCH_TOKENS[provider]
+
+    def padding_slack_for(self, provider: str) -> float:
+        return self.padding_slack or DEFAULT_PADDING_SLACK[provider]
 
     def threads(self) -> int:
         return self.intra_op_threads or (os.cpu_count() or 1)

@@ -21,6 +21,10 @@ from service.config import Settings
 from service.errors import ModelNotFound, TaskNotSupported, Unavailable
 from service.metrics import Metrics
 from service.runtime.engine import Engine
+from service.seq2seq.batcher import ContinuousBatcher
+from service.seq2seq.graphs import Seq2SeqGraphs
+from service.seq2seq.pipeline import Seq2SeqSummarizer
+from service.seq2seq.spec import Seq2SeqSpec
 from service.tasks.encoder import Limits, SentenceEncoder
 from service.tasks.span_qa import SpanQA, SpanSettings
 from service.tasks.span_windows import QuestionWindows
@@ -31,8 +35,13 @@ log = logging.getLogger(__name__)
 MANIFEST = "model.yaml"
 ENCODER_TASKS = ("embed", "summarize", "answer")
 SPAN_QA = "question-answering"
+SUMMARIZATION = "summarization"
 # model.yaml's export_task says what kind of model it is, and so which tasks it may list.
-KIND_TASKS = {"feature-extraction": ENCODER_TASKS, SPAN_QA: ("answer",)}
+KIND_TASKS = {
+    "feature-extraction": ENCODER_TASKS,
+    SPAN_QA: ("answer",),
+    SUMMARIZATION: ("summarize",),
+}
 SPAN_OUTPUTS = ["start_logits", "end_logits"]
 
 
@@ -57,6 +66,7 @@ class Manifest:
     pooling: str
     inputs: list[str]
     span: SpanSettings | None  # span question-answering models only
+    seq2seq: Seq2SeqSpec | None  # summarization (encoder-decoder) models only
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
@@ -75,7 +85,10 @@ class Manifest:
                 tasks=[str(t) for t in raw["tasks"]],
                 architecture=str(raw["architecture"]),
                 precision=str(raw.get("precision", "fp32")),
-                model_file=str(files["model"]),
+                # A seq2seq model's "model" (what KServe serves bare) is its encoder.
+                model_file=str(
+                    files["encoder" if raw["export_task"] == SUMMARIZATION else "model"]
+                ),
                 tokenizer_file=str(files["tokenizer"]),
                 sha256={str(k): str(v) for k, v in raw["sha256"].items()},
                 max_sequence_length=int(raw["max_sequence_length"]),
@@ -85,6 +98,7 @@ class Manifest:
                 span=_span_settings(raw["question_answering"])
                 if raw["export_task"] == SPAN_QA
                 else None,
+                seq2seq=Seq2SeqSpec.read(raw) if raw["export_task"] == SUMMARIZATION else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelLoadError(f"{MANIFEST} is missing or has a bad value for {exc}") from exc
@@ -114,7 +128,10 @@ def _span_settings(raw: Any) -> SpanSettings:
 
 
 def _check_files(folder: Path, manifest: Manifest) -> None:
-    for name in (manifest.model_file, manifest.tokenizer_file):
+    names = [manifest.model_file, manifest.tokenizer_file]
+    if manifest.seq2seq is not None:
+        names.append(manifest.seq2seq.decoder_file)
+    for name in names:
         path = folder / name
         if Path(name).name != name or not path.is_file():
             raise ModelLoadError(f"file {name} is missing")
@@ -136,6 +153,7 @@ class Model:
     engine: Engine | None = None
     encoder: SentenceEncoder | None = None
     span_qa: SpanQA | None = None
+    summarizer: Seq2SeqSummarizer | None = None  # abstractive, on seq2seq models
     error: str = ""
     ready: bool = False
     providers: list[str] = field(default_factory=list)
@@ -178,6 +196,9 @@ class Repository:
         manifest = Manifest.read(folder)
         model.manifest = manifest
         _check_files(folder, manifest)
+        if manifest.seq2seq is not None:
+            self._load_seq2seq(model, folder, manifest, manifest.seq2seq)
+            return
         engine = Engine(
             model.name,
             folder / manifest.model_file,
@@ -192,6 +213,7 @@ class Repository:
         _check_vocabulary(engine, tokenizer, manifest)
         batching = BatchingConfig(
             max_batch_tokens=self.settings.batch_tokens_for(engine.provider),
+            padding_slack=self.settings.padding_slack_for(engine.provider),
             max_batch_size=self.settings.max_batch_size,
             max_queue_delay=self.settings.max_queue_delay_ms / 1000.0,
             max_queued_tokens=self.settings.max_queued_tokens,
@@ -224,6 +246,38 @@ class Repository:
         self.metrics.model_ready.labels(model.name).set(1)
         log.info("model %s ready: tasks %s", model.name, ", ".join(manifest.tasks))
 
+    def _load_seq2seq(
+        self, model: Model, folder: Path, manifest: Manifest, spec: Seq2SeqSpec
+    ) -> None:
+        graphs = Seq2SeqGraphs(
+            model.name, folder, spec, self.settings.providers, self.settings.threads()
+        )
+        tokenizer = TextTokenizer(folder / manifest.tokenizer_file, manifest.max_sequence_length)
+        if tokenizer.vocab_size > spec.vocab_size:
+            raise ModelLoadError(
+                f"tokenizer.json has {tokenizer.vocab_size} tokens; the model {spec.vocab_size}"
+            )
+        # First runs allocate arenas and pick kernels; do it before reporting SERVING.
+        cache = graphs.new_cache()
+        encoded = graphs.encode([np.full(8, spec.pad_token_id, dtype=np.int64)])
+        cache.add(encoded.cross, encoded.mask)
+        graphs.step(np.array([spec.decoder_start_token_id], dtype=np.int64), cache)
+        batcher = ContinuousBatcher(
+            model.name,
+            graphs,
+            self.settings.max_batch_size,
+            self.settings.max_sequences,
+            self.metrics,
+        )
+        model.engine = graphs.encoder
+        model.summarizer = Seq2SeqSummarizer(
+            model.name, tokenizer, spec, batcher, self.settings.max_text_chars, self.metrics
+        )
+        model.providers = graphs.providers
+        model.ready = True
+        self.metrics.model_ready.labels(model.name).set(1)
+        log.info("model %s ready: tasks %s (seq2seq)", model.name, ", ".join(manifest.tasks))
+
     def resolve(self, name: str) -> Model:
         """The named model (empty: the default); NOT_FOUND or UNAVAILABLE when it can't serve."""
         wanted = name or self.settings.default_model
@@ -250,6 +304,9 @@ class Repository:
         if model.span_qa is not None:
             return model, model.span_qa
         return self.encoder_for(name, "answer")
+
+    def batchers(self) -> list[ContinuousBatcher]:
+        return [m.summarizer.batcher for m in self.models.values() if m.summarizer is not None]
 
     def schedulers(self) -> list[Scheduler]:
         return [

@@ -16,9 +16,9 @@ def make_entry(lengths: list[int], enqueued: float = 0.0) -> Entry:
     return entry
 
 
-def drain(queue: RowQueue, max_tokens: int, max_rows: int) -> list[list[int]]:
+def drain(queue: RowQueue, max_tokens: int, max_rows: int, slack: float = 1.0) -> list[list[int]]:
     batches = []
-    while (batch := queue.next_batch(max_tokens, max_rows)) is not None:
+    while (batch := queue.next_batch(max_tokens, max_rows, slack)) is not None:
         assert batch.tokens <= max_tokens or len(batch.rows) == 1
         assert len(batch.rows) <= max_rows
         assert batch.padded_length == max(r.length for r in batch.rows)
@@ -141,3 +141,16 @@ def test_arrival_order_mode_takes_oldest_rows_whatever_their_length() -> None:
     assert batch.padded_length == 100 and batch.padding_ratio > 0.6
     rest = queue.next_batch_in_arrival_order(3)
     assert rest is not None and [r.length for r in rest.rows] == [6]
+
+
+def test_padding_slack_keeps_very_different_lengths_apart() -> None:
+    queue = RowQueue(max_length=128)
+    for n in (20, 60, 100, 110, 104):
+        queue.add(make_entry([n]))
+    batches = drain(queue, max_tokens=512, max_rows=64, slack=0.125)
+    # head 20 runs alone; 100, 104 and 110 share (each adds <= 1/8 of 110), 60 alone
+    assert sorted(batches) == [[20], [60], [100, 104, 110]]
+    generous = RowQueue(max_length=128)
+    for n in (20, 60, 100, 110, 104):
+        generous.add(make_entry([n]))
+    assert len(drain(generous, max_tokens=4096, max_rows=64)) == 1  # default slack: no limit

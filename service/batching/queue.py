@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 
+# Padding a row may always add, in tokens: a batch's own overhead is worth about this much.
+MIN_SLACK = 8
+
 
 @dataclass(eq=False, slots=True)
 class Row:
@@ -119,12 +122,18 @@ class RowQueue:
         times = [e.enqueued for e in self._entries if e.untaken and not e.dead]
         return min(times) if times else None
 
-    def next_batch(self, max_tokens: int, max_rows: int) -> Batch | None:
+    def next_batch(
+        self, max_tokens: int, max_rows: int, padding_slack: float = 1.0
+    ) -> Batch | None:
         """Cut the next batch: the head entry's oldest row plus rows of similar length.
 
         Grows a window of lengths around the head's, each step taking the row that adds
         the least padding (a shorter row wastes padded - len tokens; a longer one pads
-        every row already in), while rows x padded length stays within ``max_tokens``.
+        every row already in), while rows x padded length stays within ``max_tokens`` and
+        the padding a row adds stays within ``padding_slack`` x the padded length (at
+        least MIN_SLACK tokens). Past that, the row is cheaper in a batch of its own
+        lengths: on a CPU a padded token costs as much as a real one, and a batch's fixed
+        cost is only a few tokens' worth.
         """
         head = self._next_head()
         if head is None:
@@ -145,9 +154,13 @@ class RowQueue:
             up_fits = up <= self.max_length and (n + 1) * up <= max_tokens
             if not (down_fits or up_fits):
                 break
-            down_waste = padded - down if down_fits else None
-            up_waste = n * (up - padded) if up_fits else None
-            if up_waste is None or (down_waste is not None and down_waste <= up_waste):
+            down_waste = padded - down
+            up_waste = n * (up - padded)
+            down_fits = down_fits and down_waste <= max(MIN_SLACK, padding_slack * padded)
+            up_fits = up_fits and up_waste <= max(MIN_SLACK, padding_slack * up)
+            if not (down_fits or up_fits):
+                break
+            if not up_fits or (down_fits and down_waste <= up_waste):
                 rows.append(self._pop(down))
             else:
                 rows.append(self._pop(up))

@@ -45,6 +45,7 @@ class BatchingConfig:
     max_queue_delay: float  # seconds
     max_queued_tokens: int
     max_queue_wait: float = 1.0  # seconds of queued work past which requests are refused
+    padding_slack: float = 1.0  # padding a row may add, as a share of the padded length
     policy: str = "tokens"  # "tokens": length-grouped under a token budget; "count": FIFO
 
 
@@ -256,7 +257,9 @@ class Scheduler:
     def _next_batch(self) -> Batch | None:
         if self.config.policy == "count":
             return self._queue.next_batch_in_arrival_order(self.config.max_batch_size)
-        return self._queue.next_batch(self.config.max_batch_tokens, self.config.max_batch_size)
+        return self._queue.next_batch(
+            self.config.max_batch_tokens, self.config.max_batch_size, self.config.padding_slack
+        )
 
     def _record_batch(self, batch: Batch, now: float) -> None:
         m = self._metrics
