@@ -141,8 +141,8 @@ async def _bare(
         _check_range(types[real], vocab[1], "token_type_ids")
     token_rows = [ids[i, : lengths[i]] for i in range(rows)]
     type_rows = None if types is None else [types[i, : lengths[i]] for i in range(rows)]
-    metrics.input_tokens.labels(encoder.model, BARE).inc(int(lengths.sum()))
     per_row = await encoder.scheduler.submit(token_rows, type_rows, deadline=deadline)
+    metrics.input_tokens.labels(encoder.model, BARE).inc(int(lengths.sum()))
     result: dict[str, Tensor] = {}
     for j, spec in enumerate(outputs):
         parts = [row[j] for row in per_row]

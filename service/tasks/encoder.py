@@ -72,10 +72,11 @@ class SentenceEncoder:
     ) -> Vectors:
         encoded = self.tokenizer.encode(texts)
         truncated = [i for i, e in enumerate(encoded) if e.truncated]
+        outputs = await self.scheduler.submit([e.ids for e in encoded], deadline=deadline)
+        # Counted once computed: refused or dropped requests are not input the model saw.
         self._metrics.input_tokens.labels(self.model, task).inc(sum(len(e.ids) for e in encoded))
         if truncated:
             self._metrics.truncated_rows.labels(self.model, task).inc(len(truncated))
-        outputs = await self.scheduler.submit([e.ids for e in encoded], deadline=deadline)
         vectors = np.stack([self._pool(states[0]) for states in outputs]).astype(np.float32)
         if normalize:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
