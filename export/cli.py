@@ -14,7 +14,7 @@ from export.errors import ExportError
 from export.source import open_source
 
 TASKS = ("feature-extraction", "question-answering", "summarization")
-IMPLEMENTED_TASKS = frozenset({"feature-extraction"})
+IMPLEMENTED_TASKS = frozenset({"feature-extraction", "question-answering", "summarization"})
 DEFAULT_OPSET = 14
 
 
@@ -55,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _export(args: argparse.Namespace) -> None:
     if args.task not in IMPLEMENTED_TASKS:
         raise ExportError(f"task {args.task} is not supported yet", exit_code=2)
+    if args.int8 and args.task in ("question-answering", "summarization"):
+        raise ExportError(f"--int8 is not supported for {args.task} yet", exit_code=2)
     source = open_source(args.src)
     out: Path = args.out.expanduser().resolve()
     if out.exists() and not out.is_dir():
@@ -64,6 +66,22 @@ def _export(args: argparse.Namespace) -> None:
     # Local folders only: transformers must never reach for the model hub.
     os.environ["HF_HUB_OFFLINE"] = "1"
     # Imported here, not at the top: it pulls in torch, and input errors should come at once.
+    if args.task == "question-answering":
+        from export import question_answering
+
+        question_answering.export(
+            source,
+            out,
+            name=args.name or out.name,
+            opset=args.opset,
+            allow_unfused=args.allow_unfused,
+        )
+        return
+    if args.task == "summarization":
+        from export import summarization
+
+        summarization.export(source, out, name=args.name or out.name, opset=args.opset)
+        return
     from export import feature_extraction
 
     feature_extraction.export(

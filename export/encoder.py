@@ -1,7 +1,8 @@
 """BERT-family encoders in PyTorch: load one, run it, export it to ONNX.
 
 The ONNX graph has INT64 [batch, sequence] inputs `input_ids`, `attention_mask` (and
-`token_type_ids` when the model takes them) and one FP32 output `last_hidden_state`.
+`token_type_ids` when the model takes them) and the head's FP32 outputs: `last_hidden_state`
+for the bare encoder, `start_logits` and `end_logits` for a span question-answering head.
 """
 
 import inspect
@@ -11,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModel
+from transformers import AutoModel, AutoModelForQuestionAnswering
 from transformers.utils import logging as transformers_logging
 
 from export.errors import ExportError
 from export.source import SourceFolder
-
-OUTPUT_NAME = "last_hidden_state"
 
 # config.model_type → the onnxruntime.transformers optimizer that fuses it. All of these are
 # post-LayerNorm BERT-style blocks, which the "bert" optimizer's attention fusion matches —
@@ -31,28 +30,50 @@ OPTIMIZER_TYPES = {
     "mpnet": "bert",
     "roberta": "bert",
 }
+# The span question-answering heads exported and checked end to end (MPNet's QA head is left
+# out: its attention does not fuse).
+SPAN_QA_TYPES = {
+    name: OPTIMIZER_TYPES[name] for name in ("bert", "distilbert", "electra", "roberta")
+}
 
 _BATCH_AXES = {0: "batch", 1: "sequence"}
 
 
-class _LastHiddenState(torch.nn.Module):
-    """Takes the graph's inputs positionally (as the legacy exporter passes them) and returns
-    only last_hidden_state, so that pooler_output never reaches the graph."""
+@dataclass(frozen=True)
+class Head:
+    """What sits on the encoder: the transformers auto class and the outputs the graph keeps."""
 
-    def __init__(self, model: torch.nn.Module, input_names: list[str]) -> None:
+    task: str
+    auto_class: type[AutoModel] | type[AutoModelForQuestionAnswering]
+    outputs: tuple[str, ...]
+
+
+HIDDEN_STATES = Head("feature-extraction", AutoModel, ("last_hidden_state",))
+SPAN_LOGITS = Head(
+    "question-answering", AutoModelForQuestionAnswering, ("start_logits", "end_logits")
+)
+
+
+class _Outputs(torch.nn.Module):
+    """Takes the graph's inputs positionally (as the legacy exporter passes them) and returns
+    only the head's outputs, so that e.g. pooler_output never reaches the graph."""
+
+    def __init__(self, model: torch.nn.Module, input_names: list[str], outputs: tuple[str, ...]):
         super().__init__()
         self.model = model
         self.input_names = input_names
+        self.outputs = outputs
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         kwargs = dict(zip(self.input_names, inputs, strict=True))
-        hidden: torch.Tensor = self.model(**kwargs, return_dict=True).last_hidden_state
-        return hidden
+        result = self.model(**kwargs, return_dict=True)
+        return tuple(getattr(result, name) for name in self.outputs)
 
 
 @dataclass(frozen=True)
 class Encoder:
-    module: _LastHiddenState
+    module: _Outputs
+    head: Head
     class_name: str
     model_type: str
     optimizer_type: str
@@ -65,26 +86,27 @@ class Encoder:
     vocab_size: int
 
 
-def check_supported(source: SourceFolder) -> str:
+def check_supported(source: SourceFolder, head: Head = HIDDEN_STATES) -> str:
     """The optimizer type for the source's architecture, or an error naming what is supported."""
-    optimizer_type = OPTIMIZER_TYPES.get(source.model_type)
+    supported_types = OPTIMIZER_TYPES if head is HIDDEN_STATES else SPAN_QA_TYPES
+    optimizer_type = supported_types.get(source.model_type)
     if optimizer_type is None:
         architectures = source.config.get("architectures") or ["?"]
-        supported = ", ".join(sorted(OPTIMIZER_TYPES))
+        supported = ", ".join(sorted(supported_types))
         raise ExportError(
             f"architecture {architectures[0]} (model_type {source.model_type!r}) is not "
-            f"supported for feature-extraction; supported model types: {supported}"
+            f"supported for {head.task}; supported model types: {supported}"
         )
     return optimizer_type
 
 
-def load_encoder(source: SourceFolder) -> Encoder:
-    optimizer_type = check_supported(source)
+def load_encoder(source: SourceFolder, head: Head = HIDDEN_STATES) -> Encoder:
+    optimizer_type = check_supported(source, head)
     # One progress line per export step is ours to print; the weight-loading bar would break it.
     transformers_logging.disable_progress_bar()
     # Eager attention: its MatMul/Softmax pattern is what the optimizer fuses; sdpa is not.
     try:
-        model = AutoModel.from_pretrained(
+        model = head.auto_class.from_pretrained(
             str(source.path),
             attn_implementation="eager",
             dtype=torch.float32,
@@ -107,7 +129,8 @@ def load_encoder(source: SourceFolder) -> Encoder:
     return Encoder(
         # eval() on the wrapper too: export restores the wrapper's own mode, and a wrapper left
         # in training mode would switch the model's dropout back on afterwards.
-        module=_LastHiddenState(model, input_names).eval(),
+        module=_Outputs(model, input_names, head.outputs).eval(),
+        head=head,
         class_name=type(model).__name__,
         model_type=config.model_type,
         optimizer_type=optimizer_type,
@@ -122,10 +145,15 @@ def load_encoder(source: SourceFolder) -> Encoder:
 
 
 def run(encoder: Encoder, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    """last_hidden_state from PyTorch: the reference the ONNX graph is checked against."""
+    """The head's output from PyTorch: the reference the ONNX graph is checked against.
+
+    Several outputs (start and end logits) come stacked on a new last axis, as
+    parity.compare stacks the graph's.
+    """
     inputs = [torch.from_numpy(feeds[name]) for name in encoder.input_names]
     with torch.inference_mode():
-        return encoder.module(*inputs).numpy()
+        outputs = [output.numpy() for output in encoder.module(*inputs)]
+    return outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
 
 
 def export_onnx(encoder: Encoder, path: Path, opset: int) -> None:
@@ -149,7 +177,9 @@ def export_onnx(encoder: Encoder, path: Path, opset: int) -> None:
             dynamo=False,
             opset_version=opset,
             input_names=encoder.input_names,
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={name: _BATCH_AXES for name in [*encoder.input_names, OUTPUT_NAME]},
+            output_names=list(encoder.head.outputs),
+            dynamic_axes={
+                name: _BATCH_AXES for name in [*encoder.input_names, *encoder.head.outputs]
+            },
             do_constant_folding=True,
         )

@@ -73,7 +73,7 @@ def export(
         )
         reference = encoder.run(model, batch.feeds)
         result = parity.compare(fused, batch, reference, parity.FP32_LIMITS)
-        _require(result, "fp32")
+        require_parity(result, "fp32")
 
         final, precision, quantization = fused, "fp32", None
         if int8:
@@ -81,7 +81,7 @@ def export(
             final, precision = work / "int8.onnx", "int8"
             quantization = quantize_int8(fused, final)
             result = parity.compare(final, batch, reference, parity.INT8_LIMITS)
-            _require(result, "int8")
+            require_parity(result, "int8")
             summary = fusion.summarize_graph(final)
 
         progress.step(f"writing {out}")
@@ -122,7 +122,7 @@ def export(
     progress.finish(f"exported {name} ({precision}) to {out}")
 
 
-def _require(result: Parity, precision: str) -> None:
+def require_parity(result: Parity, precision: str) -> None:
     if result.passed:
         return
     raise ExportError(

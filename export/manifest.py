@@ -75,6 +75,25 @@ class Manifest:
     created: str
 
 
+@dataclass(frozen=True)
+class SpanDecoding:
+    """How the server windows contexts and decodes spans; request options override these."""
+
+    doc_stride: int  # tokens shared by consecutive windows of a long context
+    max_answer_length: int  # in tokens
+    # The classifier token's id: SQuAD2-style heads score "no answer" there, so it is never
+    # masked out as a non-context token.
+    cls_token_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpanManifest(Manifest):
+    """A span question-answering model: the common record plus what decoding needs."""
+
+    question_answering: SpanDecoding
+    fusion_notes: list[str]  # what the optimizer left unfused, and why
+
+
 def write_manifest(manifest: Manifest, directory: Path) -> None:
     text = yaml.safe_dump(asdict(manifest), sort_keys=False, default_flow_style=None, width=100)
     (directory / MANIFEST_FILE).write_text(text, encoding="utf-8")

@@ -1,10 +1,12 @@
 """Check an ONNX graph against the PyTorch model on real sentences.
 
 The graph runs through onnxruntime twice: the sentences as one padded batch, and one at a time
-(unpadded). Both are compared with PyTorch's last_hidden_state over real (non-padding) tokens,
-and by the cosine of the mask-weighted mean-pooled embeddings.
+(unpadded). Both are compared with PyTorch's output over real (non-padding) tokens, and by a
+cosine per row: of the mean-pooled embeddings for an encoder, of the whole row of logits for a
+span question-answering head (which reads sentence pairs, as questions and contexts).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,10 @@ SENTENCES: tuple[str, ...] = (
     "what food they had left, and decide together how to rebuild the bridge over the river "
     "before the first snow of winter cut them off from the market town.",
     "Résumé, café and naïve are borrowed words.",
+)
+# (question, context) pairs for span heads: each sentence asks about a later one.
+PAIRS: tuple[tuple[str, str], ...] = tuple(
+    (question, SENTENCES[(index + 5) % len(SENTENCES)]) for index, question in enumerate(SENTENCES)
 )
 
 
@@ -75,13 +81,17 @@ class Batch:
 
 
 def tokenize(
-    tokenizer_path: Path, input_names: list[str], pad_token_id: int, max_length: int
+    tokenizer_path: Path,
+    input_names: list[str],
+    pad_token_id: int,
+    max_length: int,
+    pairs: bool = False,
 ) -> Batch:
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     # As the server does: no padding from the file's settings, pad to the batch's longest row.
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length)
-    encodings = tokenizer.encode_batch(list(SENTENCES))
+    encodings = tokenizer.encode_batch(list(PAIRS if pairs else SENTENCES))
     lengths = [len(encoding.ids) for encoding in encodings]
     shape = (len(encodings), max(lengths))
     columns = {
@@ -97,13 +107,25 @@ def tokenize(
     return Batch(feeds={name: columns[name] for name in input_names}, lengths=lengths)
 
 
-def compare(onnx_path: Path, batch: Batch, reference: np.ndarray, limits: Limits) -> Parity:
-    """Compare the graph with `reference` (PyTorch's output for the padded batch)."""
+def mean_over_tokens(row: np.ndarray) -> np.ndarray:
+    return np.asarray(row.mean(axis=0))
+
+
+def compare(
+    onnx_path: Path,
+    batch: Batch,
+    reference: np.ndarray,
+    limits: Limits,
+    pool: Callable[[np.ndarray], np.ndarray] = mean_over_tokens,
+) -> Parity:
+    """Compare the graph with `reference` (PyTorch's output for the padded batch; several
+    outputs stacked on a last axis). `pool` turns one row's real tokens into the vector whose
+    cosine is checked."""
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
 
     def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
-        output: np.ndarray = session.run(None, feeds)[0]
-        return output
+        outputs: list[np.ndarray] = session.run(None, feeds)
+        return outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
 
     batched = run(batch.feeds)
     singles = [run(batch.row(index))[0] for index in range(len(batch.lengths))]
@@ -115,7 +137,7 @@ def compare(onnx_path: Path, batch: Batch, reference: np.ndarray, limits: Limits
             actual = output.astype(np.float64)
             max_abs_diff = max(max_abs_diff, float(np.abs(actual - expected).max()))
             # Every position up to `length` is a real token: the plain mean is the masked mean.
-            cosines.append(_cosine(actual.mean(axis=0), expected.mean(axis=0)))
+            cosines.append(_cosine(pool(actual), pool(expected)))
     min_cosine, mean_cosine = min(cosines), float(np.mean(cosines))
     passed = (
         min_cosine >= limits.min_cosine

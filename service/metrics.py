@@ -112,6 +112,27 @@ class Metrics:
             ["model", "task"],
             registry=r,
         )
+        # Seq2seq models: batch_size, batch_tokens and inference_duration record their
+        # decoder steps (rows are sequences, beams included); these add what is their own.
+        self.encoder_batch_size = Histogram(
+            "attnserve_encoder_batch_size",
+            "Requests encoded together before joining a seq2seq model's decoder batch.",
+            ["model"],
+            buckets=_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.active_sequences = Gauge(
+            "attnserve_active_sequences",
+            "Sequences (beams included) in a seq2seq model's decoder batch.",
+            ["model"],
+            registry=r,
+        )
+        self.generated_tokens = Counter(
+            "attnserve_generated_tokens_total",
+            "Decoder steps taken per request (one output token each) by seq2seq models.",
+            ["model"],
+            registry=r,
+        )
 
     def serve(self, host: str, port: int) -> int:
         """Start the /metrics HTTP endpoint in a thread; returns the bound port."""

@@ -116,6 +116,8 @@ class AttnServer:
             await self._server.stop(max(0.0, grace - (time.monotonic() - started)))
         for scheduler in self.repository.schedulers():
             await scheduler.close()
+        for batcher in self.repository.batchers():
+            await batcher.close()
         log.info("stopped")
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import grpc
@@ -54,6 +55,26 @@ class CallRunner:
         work: Callable[[float | None], Awaitable[T]],
     ) -> T:
         """Run `work(deadline)` as one request; ServiceErrors become their status codes."""
+        async with self._call(context, task, requested_model) as deadline:
+            return await work(deadline)
+
+    async def stream(
+        self,
+        context: grpc.aio.ServicerContext,
+        task: str,
+        requested_model: str,
+        work: Callable[[float | None], AsyncIterator[T]],
+    ) -> AsyncIterator[T]:
+        """`run` for a server-streaming RPC: yields what `work(deadline)` yields."""
+        async with self._call(context, task, requested_model) as deadline:
+            async for item in work(deadline):
+                yield item
+
+    @asynccontextmanager
+    async def _call(
+        self, context: grpc.aio.ServicerContext, task: str, requested_model: str
+    ) -> AsyncIterator[float | None]:
+        """One request's admission, deadline, metrics and error mapping, around its work."""
         model = self.model_label(requested_model)
         started = time.perf_counter()
         inflight = self.metrics.inflight.labels(model, task)
@@ -67,8 +88,7 @@ class CallRunner:
             if not admitted:
                 raise Unavailable("server is shutting down; retry on another replica")
             remaining = context.time_remaining()
-            deadline = None if remaining is None else time.monotonic() + remaining
-            return await work(deadline)
+            yield None if remaining is None else time.monotonic() + remaining
         except ServiceError as exc:
             code = exc.code
             await context.abort(exc.code, exc.message)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from service.api.calls import CallRunner
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 from service.repository import Repository
+from service.seq2seq.pipeline import Options
 from service.tasks.answer import answer
 from service.tasks.embed import embed
 from service.tasks.span_qa import SpanQA, SpanRequest
@@ -17,6 +20,15 @@ from service.tasks.summarize import summarize
 
 def _span(span: ScoredSpan) -> pb.Span:
     return pb.Span(text=span.text, score=span.score, start=span.start, end=span.end)
+
+
+def _options(request: pb.SummarizeRequest) -> Options:
+    return Options(
+        max_new_tokens=request.max_new_tokens,
+        num_beams=request.num_beams,
+        length_penalty=request.length_penalty,
+        no_repeat_ngram_size=request.no_repeat_ngram_size,
+    )
 
 
 class TextInferenceServicer(pb_grpc.TextInferenceServicer):
@@ -43,6 +55,12 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
         self, request: pb.SummarizeRequest, context: grpc.aio.ServicerContext
     ) -> pb.SummarizeResponse:
         async def work(deadline: float | None) -> pb.SummarizeResponse:
+            summarizer = self._repo.resolve(request.model).summarizer
+            if summarizer is not None:
+                abstract = await summarizer.summarize(request.text, _options(request), deadline)
+                return pb.SummarizeResponse(
+                    summary=abstract.text, model=summarizer.model, token_ids=abstract.token_ids
+                )
             model, encoder = self._repo.encoder_for(request.model, "summarize")
             result = await summarize(encoder, request.text, request.max_sentences, deadline)
             return pb.SummarizeResponse(
@@ -53,6 +71,28 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
             )
 
         return await self._calls.run(context, "summarize", request.model, work)
+
+    async def SummarizeStream(
+        self, request: pb.SummarizeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SummarizeChunk]:
+        async def work(deadline: float | None) -> AsyncIterator[pb.SummarizeChunk]:
+            summarizer = self._repo.resolve(request.model).summarizer
+            if summarizer is None:
+                # Extractive: the summary is known only whole.
+                model, encoder = self._repo.encoder_for(request.model, "summarize")
+                result = await summarize(encoder, request.text, request.max_sentences, deadline)
+                yield pb.SummarizeChunk(text=result.text, done=True, model=model.name)
+                return
+            # One piece behind, so that the last chunk can say it is the last.
+            held: str | None = None
+            async for piece in summarizer.stream(request.text, _options(request), deadline):
+                if held is not None:
+                    yield pb.SummarizeChunk(text=held, model=summarizer.model)
+                held = piece
+            yield pb.SummarizeChunk(text=held or "", done=True, model=summarizer.model)
+
+        async for chunk in self._calls.stream(context, "summarize", request.model, work):
+            yield chunk
 
     async def Answer(
         self, request: pb.AnswerRequest, context: grpc.aio.ServicerContext

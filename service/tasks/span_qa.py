@@ -75,11 +75,12 @@ class SpanQA:
                 f"the context needs {len(windows)} windows at doc_stride {doc_stride}; the "
                 f"limit is {MAX_WINDOWS}: lower doc_stride or send a shorter context"
             )
-        tokens = sum(len(w.ids) for w in windows)
-        self._metrics.input_tokens.labels(self.model, "answer").inc(tokens)
         outputs = await self.scheduler.submit(
             [w.ids for w in windows], [w.type_ids for w in windows], deadline
         )
+        # Counted once computed: refused or dropped requests are not input the model saw.
+        tokens = sum(len(w.ids) for w in windows)
+        self._metrics.input_tokens.labels(self.model, "answer").inc(tokens)
         keep = candidates_kept(top_k)
         scored = [
             score_window(start, end, w.candidates, max_answer_length, keep)

@@ -37,3 +37,7 @@ class TextTokenizer:
             Encoded(np.asarray(e.ids, dtype=np.int64), truncated=bool(e.overflowing))
             for e in encodings
         ]
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of generated ids, special tokens (end of sequence, padding) left out."""
+        return str(self._tok.decode(ids, skip_special_tokens=True))

@@ -25,26 +25,46 @@ class Embedding(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SummarizeRequest(_message.Message):
-    __slots__ = ("text", "model", "max_sentences")
+    __slots__ = ("text", "model", "max_sentences", "max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    NUM_BEAMS_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_PENALTY_FIELD_NUMBER: _ClassVar[int]
+    NO_REPEAT_NGRAM_SIZE_FIELD_NUMBER: _ClassVar[int]
     text: str
     model: str
     max_sentences: int
-    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., max_sentences: _Optional[int] = ...) -> None: ...
+    max_new_tokens: int
+    num_beams: int
+    length_penalty: float
+    no_repeat_ngram_size: int
+    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., max_sentences: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., num_beams: _Optional[int] = ..., length_penalty: _Optional[float] = ..., no_repeat_ngram_size: _Optional[int] = ...) -> None: ...
 
 class SummarizeResponse(_message.Message):
-    __slots__ = ("summary", "sentences", "model", "truncated_sentences")
+    __slots__ = ("summary", "sentences", "model", "truncated_sentences", "token_ids")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     SENTENCES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     summary: str
     sentences: _containers.RepeatedCompositeFieldContainer[Span]
     model: str
     truncated_sentences: int
-    def __init__(self, summary: _Optional[str] = ..., sentences: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., model: _Optional[str] = ..., truncated_sentences: _Optional[int] = ...) -> None: ...
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, summary: _Optional[str] = ..., sentences: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., model: _Optional[str] = ..., truncated_sentences: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class SummarizeChunk(_message.Message):
+    __slots__ = ("text", "done", "model")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    done: bool
+    model: str
+    def __init__(self, text: _Optional[str] = ..., done: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
 
 class AnswerRequest(_message.Message):
     __slots__ = ("question", "context", "model", "top_k", "max_answer_length", "doc_stride", "allow_no_answer")

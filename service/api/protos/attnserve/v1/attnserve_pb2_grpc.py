@@ -39,6 +39,11 @@ class TextInferenceStub:
                 request_serializer=attnserve_dot_v1_dot_attnserve__pb2.SummarizeRequest.SerializeToString,
                 response_deserializer=attnserve_dot_v1_dot_attnserve__pb2.SummarizeResponse.FromString,
                 _registered_method=True)
+        self.SummarizeStream = channel.unary_stream(
+                '/attnserve.v1.TextInference/SummarizeStream',
+                request_serializer=attnserve_dot_v1_dot_attnserve__pb2.SummarizeRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_attnserve__pb2.SummarizeChunk.FromString,
+                _registered_method=True)
         self.Answer = channel.unary_unary(
                 '/attnserve.v1.TextInference/Answer',
                 request_serializer=attnserve_dot_v1_dot_attnserve__pb2.AnswerRequest.SerializeToString,
@@ -61,6 +66,15 @@ class TextInferenceServicer:
 
     def Summarize(self, request, context):
         """Extractive (or, for seq2seq models, abstractive) summary of one text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SummarizeStream(self, request, context):
+        """The summary as it is generated: greedy search on a seq2seq model streams text as tokens
+        are chosen; beam search (its best sequence is known only at the end) and extractive
+        summaries come as one chunk. The chunks' texts joined equal Summarize's summary.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,6 +108,11 @@ def add_TextInferenceServicer_to_server(servicer, server):
                     servicer.Summarize,
                     request_deserializer=attnserve_dot_v1_dot_attnserve__pb2.SummarizeRequest.FromString,
                     response_serializer=attnserve_dot_v1_dot_attnserve__pb2.SummarizeResponse.SerializeToString,
+            ),
+            'SummarizeStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.SummarizeStream,
+                    request_deserializer=attnserve_dot_v1_dot_attnserve__pb2.SummarizeRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_attnserve__pb2.SummarizeChunk.SerializeToString,
             ),
             'Answer': grpc.unary_unary_rpc_method_handler(
                     servicer.Answer,
@@ -138,6 +157,33 @@ class TextInference:
             '/attnserve.v1.TextInference/Summarize',
             attnserve_dot_v1_dot_attnserve__pb2.SummarizeRequest.SerializeToString,
             attnserve_dot_v1_dot_attnserve__pb2.SummarizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SummarizeStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/attnserve.v1.TextInference/SummarizeStream',
+            attnserve_dot_v1_dot_attnserve__pb2.SummarizeRequest.SerializeToString,
+            attnserve_dot_v1_dot_attnserve__pb2.SummarizeChunk.FromString,
             options,
             channel_credentials,
             insecure,

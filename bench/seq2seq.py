@@ -1,0 +1,107 @@
+"""Seq2seq generation throughput: one request alone, 16 at once through the continuous
+batcher, and the same 16 one at a time.
+
+A random T5 of t5-small's shape (6 + 6 layers, d_model 512, 8 heads, vocabulary 32128) is
+built from its config, exported with `attnserve export --task summarization` into a
+temporary folder and run in this process through the server's own classes (graphs, batcher,
+greedy search): what the decoder loop sustains, without gRPC. End-of-sequence is banned
+until the last token (min_length), so every request makes exactly `new_tokens` tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from service.metrics import Metrics
+from service.seq2seq.batcher import ContinuousBatcher
+from service.seq2seq.graphs import Seq2SeqGraphs
+from service.seq2seq.search import Greedy, SearchSettings
+from service.seq2seq.spec import Seq2SeqSpec
+from service.tasks.tokenizer import TextTokenizer
+
+T5_SMALL = {
+    "d_model": 512,
+    "d_kv": 64,
+    "d_ff": 2048,
+    "num_layers": 6,
+    "num_decoder_layers": 6,
+    "num_heads": 8,
+    "relative_attention_num_buckets": 32,
+    "relative_attention_max_distance": 128,
+    "vocab_size": 32128,
+    "n_positions": 512,
+}
+CONCURRENT = 16
+
+
+def seq2seq_section(
+    results: dict[str, Any],
+    threads: int,
+    log: Callable[[str], None] = print,
+    new_tokens: int = 32,
+) -> None:
+    """Fill results["seq2seq"] with tokens/s figures (see the module docstring)."""
+    from export.cli import main as export_main
+    from tests.tiny_seq2seq import build_t5, sentences
+
+    with tempfile.TemporaryDirectory(prefix="attnserve-bench-seq2seq-") as tmp:
+        root = Path(tmp)
+        log("seq2seq: building and exporting a random t5-small-shaped model")
+        source = build_t5(root / "src", sizes=T5_SMALL, spread=T5_SMALL["d_model"] ** -0.5)
+        if export_main([str(source), "--task", "summarization", "--out", str(root / "t5")]):
+            raise RuntimeError("seq2seq bench: export failed")
+        raw = yaml.safe_load((root / "t5" / "model.yaml").read_text())
+        spec = Seq2SeqSpec.read(raw)
+        graphs = Seq2SeqGraphs("bench-t5", root / "t5", spec, ["cpu"], threads)
+        tokenizer = TextTokenizer(root / "t5" / "tokenizer.json", raw["max_sequence_length"])
+        sources = [e.ids for e in tokenizer.encode(sentences(CONCURRENT, seed=11, min_words=20))]
+        out = asyncio.run(_measure(graphs, spec, sources, new_tokens))
+    out |= {"model": "random t5-small shape", "new_tokens": new_tokens, "threads": threads}
+    out["batching_speedup"] = out["concurrent_16_tokens_per_s"] / out["sequential_16_tokens_per_s"]
+    log(f"seq2seq: {out}")
+    results["seq2seq"] = out
+
+
+async def _measure(
+    graphs: Seq2SeqGraphs, spec: Seq2SeqSpec, sources: list[np.ndarray], new_tokens: int
+) -> dict[str, float]:
+    settings = SearchSettings(
+        decoder_start_token_id=spec.decoder_start_token_id,
+        eos_token_ids=spec.eos_token_ids,
+        max_new_tokens=new_tokens,
+        num_beams=1,
+        length_penalty=1.0,
+        early_stopping=False,
+        no_repeat_ngram_size=0,
+        min_length=new_tokens + 1,  # no EOS: every request makes new_tokens tokens
+        forced_bos_token_id=None,
+        forced_eos_token_id=None,
+    )
+    batcher = ContinuousBatcher("bench-t5", graphs, 64, 256, Metrics())
+
+    async def run(batch: list[np.ndarray]) -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(batcher.generate(s, Greedy(settings)) for s in batch))
+        return time.perf_counter() - started
+
+    await run(sources[:2])  # warm-up
+    one = await run(sources[:1])
+    together = await run(sources)
+    apart = 0.0
+    for source in sources:
+        apart += await run([source])
+    await batcher.close()
+    tokens = new_tokens * len(sources)
+    return {
+        "single_tokens_per_s": new_tokens / one,
+        "concurrent_16_tokens_per_s": tokens / together,
+        "sequential_16_tokens_per_s": tokens / apart,
+    }

@@ -1,0 +1,148 @@
+"""The question-answering export: a `*ForQuestionAnswering` encoder → fused ONNX → parity on
+its start and end logits → model folder serving `answer` with exact spans.
+
+Decoding defaults follow the transformers question-answering pipeline: windows of at most
+384 tokens, a document stride of min(window // 2, 128), answers of at most 15 tokens.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from export import encoder, fusion, parity
+from export.errors import ExportError
+from export.feature_extraction import require_parity
+from export.manifest import (
+    MODEL_FILE,
+    Source,
+    SpanDecoding,
+    SpanManifest,
+    created_now,
+    library_versions,
+    sha256_file,
+    write_manifest,
+)
+from export.output import staged_directory
+from export.progress import Progress
+from export.source import CONFIG_FILE, TOKENIZER_FILE, SourceFolder, max_sequence_length
+
+EXPORT_TASK = "question-answering"
+SERVING_TASKS = ["answer"]
+PIPELINE_MAX_WINDOW = 384
+DEFAULT_MAX_ANSWER_LENGTH = 15
+# Why the optimizer leaves a block unfused, by model type, for model.yaml and the README.
+_UNFUSED_EMBEDDINGS = {
+    "roberta": "embedding layer norm not fused: RoBERTa computes its position ids from "
+    "input_ids (a cumulative sum over the non-padding mask), which onnxruntime's "
+    "EmbedLayerNormalization pattern does not match; it runs as a plain LayerNormalization",
+}
+
+
+def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfused: bool) -> None:
+    encoder.check_supported(source, encoder.SPAN_LOGITS)
+    progress = Progress(total_steps=5)
+    progress.step(f"loading {source.path}")
+    model = encoder.load_encoder(source, encoder.SPAN_LOGITS)
+    window = min(max_sequence_length(source, model.position_limit), PIPELINE_MAX_WINDOW)
+    decoding = SpanDecoding(
+        doc_stride=min(window // 2, 128),
+        max_answer_length=DEFAULT_MAX_ANSWER_LENGTH,
+        cls_token_id=_cls_token_id(source),
+    )
+
+    with (
+        tempfile.TemporaryDirectory(prefix="attnserve-export-") as work_name,
+        staged_directory(out) as staging,
+    ):
+        work = Path(work_name)
+        raw, fused = work / "raw.onnx", work / "fused.onnx"
+        progress.step(f"exporting ONNX (legacy TorchScript exporter, opset {opset})")
+        encoder.export_onnx(model, raw, opset)
+
+        progress.step(f"fusing with onnxruntime's {model.optimizer_type} optimizer")
+        fusion.fuse(raw, fused, model.optimizer_type, model.num_heads, model.hidden_size)
+        summary = fusion.summarize_graph(fused)
+        fully_fused = summary.attention == model.num_layers
+        if not fully_fused and not allow_unfused:
+            raise ExportError(
+                f"attention fusion incomplete: {summary.attention} fused Attention nodes for "
+                f"{model.num_layers} layers; pass --allow-unfused to export it anyway"
+            )
+
+        progress.step("checking fp32 parity of start and end logits with PyTorch")
+        batch = parity.tokenize(
+            source.tokenizer_path, summary.inputs, model.pad_token_id, window, pairs=True
+        )
+        reference = encoder.run(model, batch.feeds)
+        result = parity.compare(fused, batch, reference, parity.FP32_LIMITS, pool=np.ravel)
+        require_parity(result, "fp32")
+
+        progress.step(f"writing {out}")
+        shutil.move(fused, staging / MODEL_FILE)
+        shutil.copyfile(source.tokenizer_path, staging / TOKENIZER_FILE)
+        shutil.copyfile(source.config_path, staging / CONFIG_FILE)
+        manifest = SpanManifest(
+            name=name,
+            export_task=EXPORT_TASK,
+            tasks=SERVING_TASKS,
+            architecture=model.class_name,
+            model_type=model.model_type,
+            precision="fp32",
+            files={"model": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
+            sha256={
+                file_name: sha256_file(staging / file_name)
+                for file_name in (MODEL_FILE, TOKENIZER_FILE)
+            },
+            max_sequence_length=window,
+            hidden_size=model.hidden_size,
+            num_layers=model.num_layers,
+            num_heads=model.num_heads,
+            pooling="none",  # spans come from per-token logits, nothing is pooled
+            normalize=False,
+            inputs=summary.inputs,
+            outputs=summary.outputs,
+            opset=opset,
+            fused_ops=summary.fused,
+            unfused_ops=summary.unfused,
+            fully_fused=fully_fused,
+            parity=result,
+            quantization=None,
+            source=Source(path=str(source.path), config_sha256=sha256_file(source.config_path)),
+            versions=library_versions(),
+            created=created_now(),
+            question_answering=decoding,
+            fusion_notes=_fusion_notes(summary, model),
+        )
+        write_manifest(manifest, staging)
+    progress.finish(f"exported {name} (fp32) to {out}")
+
+
+def _cls_token_id(source: SourceFolder) -> int:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(source.path), local_files_only=True)
+    # The pipeline puts the question first only with right padding; so does the server.
+    if tokenizer.padding_side != "right" or tokenizer.cls_token_id is None:
+        raise ExportError(
+            f"the tokenizer in {source.path} needs right padding and a classifier token "
+            "for span question answering"
+        )
+    return int(tokenizer.cls_token_id)
+
+
+def _fusion_notes(summary: fusion.GraphSummary, model: encoder.Encoder) -> list[str]:
+    notes = []
+    if summary.fused.get("EmbedLayerNormalization", 0) == 0:
+        notes.append(
+            _UNFUSED_EMBEDDINGS.get(
+                model.model_type, "embedding layer norm not fused by onnxruntime's optimizer"
+            )
+        )
+    if summary.attention < model.num_layers:
+        notes.append(
+            f"{model.num_layers - summary.attention} of {model.num_layers} attention blocks "
+            "not fused (exported with --allow-unfused)"
+        )
+    return notes

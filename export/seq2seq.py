@@ -1,0 +1,441 @@
+"""T5 and BART (`*ForConditionalGeneration`) in PyTorch: load one, wrap it as two graphs, export.
+
+The two graphs are what a continuous-batching decoder loop needs:
+
+- encoder: `input_ids`, `attention_mask` [batch, source] → `last_hidden_state` and, for every
+  decoder layer, the cross-attention keys and values `cross.{i}.key` / `cross.{i}.value`
+  [batch, heads, source, d_kv]: computed once per request, never again per step.
+- decoder (one step, with a key/value cache): `input_ids` [batch, 1], `attention_mask`
+  [batch, past + 1] (0 marks padding in the past), `encoder_attention_mask` [batch, source],
+  BART also `position_ids` [batch, 1], the self-attention cache `past.{i}.key` / `.value`
+  [batch, heads, past, d_kv] and the cross keys and values → `logits` [batch, vocab] and
+  `present.{i}.key` / `.value` [batch, heads, past + 1, d_kv].
+
+Rows of one decoder batch may be at different steps: the server left-pads each row's past to
+the batch's longest and masks the padding. Positions are therefore explicit per row (BART's
+learned absolute positions come from `position_ids`); T5's relative bias needs none, because
+with left padding every row's distance from the current token to past slot j is j - past.
+
+The step is written here rather than traced through transformers' decoder, whose cache
+objects and mask builders assume every row of a batch has the same past length. It reuses
+the model's own modules (projections, norms, feed-forward), and the parity check holds it to
+transformers' logits.
+"""
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoModelForSeq2SeqLM, GenerationConfig
+from transformers.models.t5.modeling_t5 import T5Attention
+from transformers.utils import logging as transformers_logging
+
+from export.errors import ExportError
+from export.source import SourceFolder
+
+# config.model_type → the onnxruntime.transformers optimizer type for its graphs.
+OPTIMIZER_TYPES = {"t5": "t5", "mt5": "t5", "bart": "bart"}
+ENCODER_INPUTS = ["input_ids", "attention_mask"]
+ENCODER_HIDDEN = "last_hidden_state"
+LOGITS = "logits"
+# The longest decoder a T5 is asked for: relative positions have no table to run out of.
+T5_DECODER_LIMIT = 1024
+# Generation settings that change what greedy or beam search returns and that the server
+# does not implement: a source that sets them is refused rather than served differently.
+_UNSUPPORTED_GENERATION = {
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "encoder_no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "sequence_bias": None,
+    "min_new_tokens": None,
+    "num_beam_groups": 1,
+    "diversity_penalty": 0.0,
+    "exponential_decay_length_penalty": None,
+    "renormalize_logits": False,
+}
+
+
+def cache_names(kind: str, layers: int) -> list[str]:
+    """`{kind}.{i}.key`, `{kind}.{i}.value` for every layer, in graph order."""
+    return [f"{kind}.{i}.{part}" for i in range(layers) for part in ("key", "value")]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The source's generation defaults, as the server applies them."""
+
+    decoder_start_token_id: int
+    eos_token_ids: list[int]
+    pad_token_id: int
+    max_new_tokens: int
+    num_beams: int
+    length_penalty: float
+    early_stopping: bool | str
+    no_repeat_ngram_size: int
+    min_length: int
+    forced_bos_token_id: int | None
+    forced_eos_token_id: int | None
+
+
+@dataclass(frozen=True)
+class Seq2Seq:
+    model: Any  # a transformers *ForConditionalGeneration, eval mode
+    encoder: nn.Module
+    decoder: nn.Module
+    class_name: str
+    model_type: str
+    optimizer_type: str
+    d_model: int
+    num_layers: int  # decoder layers: the cache has two tensors per layer per kind
+    num_heads: int
+    d_kv: int
+    encoder_heads: int
+    vocab_size: int
+    position_limit: int  # longest source the encoder takes
+    decoder_limit: int  # most decoder positions (start token included)
+    generation: Generation
+    decoder_inputs: list[str]
+    decoder_outputs: list[str]
+    encoder_outputs: list[str]
+
+
+def check_supported(source: SourceFolder) -> str:
+    optimizer_type = OPTIMIZER_TYPES.get(source.model_type)
+    architectures = source.config.get("architectures") or ["?"]
+    if optimizer_type is None or not str(architectures[0]).endswith("ForConditionalGeneration"):
+        supported = ", ".join(sorted(OPTIMIZER_TYPES))
+        raise ExportError(
+            f"architecture {architectures[0]} (model_type {source.model_type!r}) is not "
+            f"supported for summarization; supported: *ForConditionalGeneration of {supported}"
+        )
+    return optimizer_type
+
+
+def load(source: SourceFolder) -> Seq2Seq:
+    optimizer_type = check_supported(source)
+    transformers_logging.disable_progress_bar()
+    try:
+        model = AutoModelForSeq2SeqLM.from_pretrained(
+            str(source.path),
+            attn_implementation="eager",
+            dtype=torch.float32,
+            local_files_only=True,
+        ).eval()
+    except (OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise ExportError(f"cannot load the model in {source.path}: {first_line}") from error
+    config = model.config
+    is_t5 = optimizer_type == "t5"
+    if is_t5:
+        decoder: nn.Module = _T5Step(model)
+        heads, d_kv = config.num_heads, config.d_kv
+        layers, encoder_heads = config.num_decoder_layers, config.num_heads
+        position_limit = int(getattr(config, "n_positions", 512))
+        decoder_limit = T5_DECODER_LIMIT
+    else:
+        if getattr(model.model.decoder, "layer_norm", None) is not None:
+            raise ExportError("BART variants with a final decoder layer norm are not supported")
+        decoder = _BartStep(model)
+        heads = config.decoder_attention_heads
+        d_kv = config.d_model // heads
+        layers, encoder_heads = config.decoder_layers, config.encoder_attention_heads
+        position_limit = decoder_limit = config.max_position_embeddings
+    decoder_inputs = ["input_ids", *(["position_ids"] if not is_t5 else []), "attention_mask"]
+    decoder_inputs += ["encoder_attention_mask", *cache_names("past", layers)]
+    decoder_inputs += cache_names("cross", layers)
+    return Seq2Seq(
+        model=model,
+        encoder=_EncoderWithCrossCache(model, _cross_projections(model, is_t5), heads, d_kv).eval(),
+        decoder=decoder.eval(),
+        class_name=type(model).__name__,
+        model_type=config.model_type,
+        optimizer_type=optimizer_type,
+        d_model=config.d_model,
+        num_layers=layers,
+        num_heads=heads,
+        d_kv=d_kv,
+        encoder_heads=encoder_heads,
+        vocab_size=config.vocab_size,
+        position_limit=position_limit,
+        decoder_limit=decoder_limit,
+        generation=_generation(model.generation_config, config, decoder_limit),
+        decoder_inputs=decoder_inputs,
+        decoder_outputs=[LOGITS, *cache_names("present", layers)],
+        encoder_outputs=[ENCODER_HIDDEN, *cache_names("cross", layers)],
+    )
+
+
+def _generation(generation: GenerationConfig, config: Any, decoder_limit: int) -> Generation:
+    # transformers leaves unset fields None and fills them from these defaults in generate().
+    defaults = GenerationConfig._get_default_generation_params()
+
+    def setting(name: str) -> Any:
+        value = getattr(generation, name, None)
+        return defaults.get(name) if value is None else value
+
+    unsupported = [
+        f"{name}={setting(name)!r}"
+        for name, neutral in _UNSUPPORTED_GENERATION.items()
+        if setting(name) not in (neutral, None)
+    ]
+    if unsupported:
+        raise ExportError(
+            "the generation config sets what the server does not implement: "
+            + ", ".join(unsupported)
+        )
+    start = setting("decoder_start_token_id")
+    start = config.decoder_start_token_id if start is None else start
+    eos = setting("eos_token_id")
+    eos = config.eos_token_id if eos is None else eos
+    pad = setting("pad_token_id")
+    pad = config.pad_token_id if pad is None else pad
+    if start is None or eos is None or pad is None:
+        raise ExportError("the model config lacks decoder_start_token_id, eos_token_id or pad")
+    # transformers counts max_length with the decoder's start token; with neither length
+    # set, generate() makes 20 new tokens (its default max_length, counted after the start).
+    max_new = generation.max_new_tokens
+    if max_new is None:
+        max_new = (
+            defaults["max_length"] if generation.max_length is None else generation.max_length - 1
+        )
+    return Generation(
+        decoder_start_token_id=int(start),
+        eos_token_ids=[int(e) for e in (eos if isinstance(eos, list) else [eos])],
+        pad_token_id=int(pad),
+        max_new_tokens=min(int(max_new), decoder_limit - 1),
+        num_beams=int(setting("num_beams")),
+        length_penalty=float(setting("length_penalty")),
+        early_stopping=setting("early_stopping"),
+        no_repeat_ngram_size=int(setting("no_repeat_ngram_size")),
+        min_length=int(setting("min_length")),
+        forced_bos_token_id=setting("forced_bos_token_id"),
+        forced_eos_token_id=setting("forced_eos_token_id"),
+    )
+
+
+def _heads(states: torch.Tensor, heads: int, d_kv: int) -> torch.Tensor:
+    """[batch, length, heads * d_kv] → [batch, heads, length, d_kv]."""
+    return states.view(states.shape[0], -1, heads, d_kv).transpose(1, 2)
+
+
+def _attend(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, bias: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Eager attention as transformers computes it; [batch, 1, heads * d_kv]."""
+    scores = torch.matmul(query, key.transpose(2, 3))
+    if scale != 1.0:
+        scores = scores * scale
+    weights = nn.functional.softmax(scores + bias, dim=-1)
+    out = torch.matmul(weights, value).transpose(1, 2)
+    return out.reshape(out.shape[0], out.shape[1], -1)
+
+
+def _additive_mask(mask: torch.Tensor) -> torch.Tensor:
+    """[batch, keys] of 1/0 → [batch, 1, 1, keys] of 0/most negative, as transformers does."""
+    blocked = 1.0 - mask[:, None, None, :].to(torch.float32)
+    return blocked * torch.finfo(torch.float32).min
+
+
+def _cross_projections(model: Any, is_t5: bool) -> list[tuple[nn.Module, nn.Module]]:
+    if is_t5:
+        return [
+            (block.layer[1].EncDecAttention.k, block.layer[1].EncDecAttention.v)
+            for block in model.decoder.block
+        ]
+    return [
+        (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj)
+        for layer in model.model.decoder.layers
+    ]
+
+
+class _EncoderWithCrossCache(nn.Module):
+    def __init__(
+        self, model: Any, projections: list[tuple[nn.Module, nn.Module]], heads: int, d_kv: int
+    ) -> None:
+        super().__init__()
+        self.encoder = model.get_encoder()
+        # Flat (key, value, key, value, ...), the order of the graph's cross outputs.
+        self.projections = nn.ModuleList(module for pair in projections for module in pair)
+        self.heads, self.d_kv = heads, d_kv
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[Any, ...]:
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
+        ).last_hidden_state
+        cache = [_heads(project(hidden), self.heads, self.d_kv) for project in self.projections]
+        return (hidden, *cache)
+
+
+class _T5Step(nn.Module):
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        config = model.config
+        self.decoder = model.decoder
+        self.lm_head = model.lm_head
+        self.heads, self.d_kv = config.num_heads, config.d_kv
+        self.layers = config.num_decoder_layers
+        self.buckets = config.relative_attention_num_buckets
+        self.max_distance = config.relative_attention_max_distance
+        scale = getattr(config, "scale_decoder_outputs", config.tie_word_embeddings)
+        self.output_scale = config.d_model**-0.5 if scale else 1.0
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        *caches: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        past, cross = caches[: 2 * self.layers], caches[2 * self.layers :]
+        total = past[0].shape[2] + 1
+        # Key slot j sits j - (total - 1) positions from the current token, for every row.
+        relative = torch.arange(total, dtype=torch.long)[None, :] - (total - 1)
+        bucket = T5Attention._relative_position_bucket(
+            relative, bidirectional=False, num_buckets=self.buckets, max_distance=self.max_distance
+        )
+        first = self.decoder.block[0].layer[0].SelfAttention
+        position_bias = first.relative_attention_bias(bucket).permute([2, 0, 1]).unsqueeze(0)
+        self_bias = position_bias + _additive_mask(attention_mask)
+        cross_bias = _additive_mask(encoder_attention_mask)
+        hidden = self.decoder.embed_tokens(input_ids)
+        presents: list[torch.Tensor] = []
+        for i, block in enumerate(self.decoder.block):
+            layer = block.layer[0]
+            attention = layer.SelfAttention
+            normed = layer.layer_norm(hidden)
+            query = _heads(attention.q(normed), self.heads, self.d_kv)
+            key = torch.cat([past[2 * i], _heads(attention.k(normed), self.heads, self.d_kv)], 2)
+            value = torch.cat(
+                [past[2 * i + 1], _heads(attention.v(normed), self.heads, self.d_kv)], 2
+            )
+            presents += [key, value]
+            hidden = hidden + attention.o(_attend(query, key, value, self_bias, 1.0))
+            layer = block.layer[1]
+            attention = layer.EncDecAttention
+            query = _heads(attention.q(layer.layer_norm(hidden)), self.heads, self.d_kv)
+            attended = _attend(query, cross[2 * i], cross[2 * i + 1], cross_bias, 1.0)
+            hidden = hidden + attention.o(attended)
+            hidden = block.layer[2](hidden)
+        hidden = self.decoder.final_layer_norm(hidden)
+        if self.output_scale != 1.0:
+            hidden = hidden * self.output_scale
+        return (self.lm_head(hidden)[:, 0, :], *presents)
+
+
+class _BartStep(nn.Module):
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        config = model.config
+        self.decoder = model.model.decoder
+        self.lm_head = model.lm_head
+        self.register_buffer("final_logits_bias", model.final_logits_bias.clone())
+        self.heads = config.decoder_attention_heads
+        self.d_kv = config.d_model // self.heads
+        self.scale = self.d_kv**-0.5
+        self.layers = config.decoder_layers
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        *caches: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        past, cross = caches[: 2 * self.layers], caches[2 * self.layers :]
+        self_bias = _additive_mask(attention_mask)
+        cross_bias = _additive_mask(encoder_attention_mask)
+        positions = self.decoder.embed_positions
+        position = nn.functional.embedding(position_ids + positions.offset, positions.weight)
+        hidden = self.decoder.layernorm_embedding(self.decoder.embed_tokens(input_ids) + position)
+        presents: list[torch.Tensor] = []
+        for i, layer in enumerate(self.decoder.layers):
+            attention = layer.self_attn
+            query = _heads(attention.q_proj(hidden), self.heads, self.d_kv)
+            key = torch.cat(
+                [past[2 * i], _heads(attention.k_proj(hidden), self.heads, self.d_kv)], 2
+            )
+            value = torch.cat(
+                [past[2 * i + 1], _heads(attention.v_proj(hidden), self.heads, self.d_kv)], 2
+            )
+            presents += [key, value]
+            attended = attention.out_proj(_attend(query, key, value, self_bias, self.scale))
+            hidden = layer.self_attn_layer_norm(hidden + attended)
+            attention = layer.encoder_attn
+            query = _heads(attention.q_proj(hidden), self.heads, self.d_kv)
+            attended = _attend(query, cross[2 * i], cross[2 * i + 1], cross_bias, self.scale)
+            hidden = layer.encoder_attn_layer_norm(hidden + attention.out_proj(attended))
+            feed_forward = layer.fc2(layer.activation_fn(layer.fc1(hidden)))
+            hidden = layer.final_layer_norm(hidden + feed_forward)
+        logits = self.lm_head(hidden)[:, 0, :] + self.final_logits_bias
+        return (logits, *presents)
+
+
+def dummy_decoder_feeds(model: Seq2Seq, batch: int, past: int, source: int) -> dict[str, Any]:
+    cache = (batch, model.num_heads, past, model.d_kv)
+    cross = (batch, model.num_heads, source, model.d_kv)
+    feeds: dict[str, Any] = {
+        "input_ids": torch.full((batch, 1), model.generation.decoder_start_token_id),
+        "position_ids": torch.full((batch, 1), past, dtype=torch.int64),
+        "attention_mask": torch.ones(batch, past + 1, dtype=torch.int64),
+        "encoder_attention_mask": torch.ones(batch, source, dtype=torch.int64),
+    }
+    for name in cache_names("past", model.num_layers):
+        feeds[name] = torch.randn(cache)
+    for name in cache_names("cross", model.num_layers):
+        feeds[name] = torch.randn(cross)
+    return {name: feeds[name] for name in model.decoder_inputs}
+
+
+def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path, opset: int) -> None:
+    batch, source, past = 2, 7, 3
+    ids = torch.arange(batch * source, dtype=torch.int64).reshape(batch, source) % model.vocab_size
+    encoder_axes = {name: {0: "batch", 2: "source"} for name in model.encoder_outputs}
+    encoder_axes[ENCODER_HIDDEN] = {0: "batch", 1: "source"}
+    decoder_axes: dict[str, dict[int, str]] = {
+        "input_ids": {0: "batch"},
+        "position_ids": {0: "batch"},
+        "attention_mask": {0: "batch", 1: "total"},
+        "encoder_attention_mask": {0: "batch", 1: "source"},
+        LOGITS: {0: "batch"},
+    }
+    for name in cache_names("past", model.num_layers):
+        decoder_axes[name] = {0: "batch", 2: "past"}
+    for name in cache_names("present", model.num_layers):
+        decoder_axes[name] = {0: "batch", 2: "total"}
+    for name in cache_names("cross", model.num_layers):
+        decoder_axes[name] = {0: "batch", 2: "source"}
+    decoder_feeds = dummy_decoder_feeds(model, batch, past, source)
+    with warnings.catch_warnings(), torch.no_grad():
+        # The legacy exporter's deprecation notice and tracer warnings about shape checks.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.encoder,
+            (ids, torch.ones_like(ids)),
+            str(encoder_path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=ENCODER_INPUTS,
+            output_names=model.encoder_outputs,
+            dynamic_axes={"input_ids": {0: "batch", 1: "source"}, **encoder_axes}
+            | {"attention_mask": {0: "batch", 1: "source"}},
+            do_constant_folding=True,
+        )
+        torch.onnx.export(
+            model.decoder,
+            tuple(decoder_feeds.values()),
+            str(decoder_path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=model.decoder_inputs,
+            output_names=model.decoder_outputs,
+            dynamic_axes={k: v for k, v in decoder_axes.items() if k in model.decoder_inputs}
+            | {k: v for k, v in decoder_axes.items() if k in model.decoder_outputs},
+            do_constant_folding=True,
+        )

@@ -1,0 +1,170 @@
+"""Check the encoder and decoder graphs against the PyTorch model.
+
+Three comparisons, on real sentences tokenized with the model's tokenizer.json:
+- the encoder's last_hidden_state (over real tokens) against transformers' encoder;
+- the decoder's logits at every step of an onnxruntime greedy loop against one
+  teacher-forced transformers forward over the same decoder tokens;
+- the greedy token ids against `model.generate(do_sample=False)` with a plain generation
+  config (no length constraints, no n-gram rules), which must be identical.
+
+The loop feeds the cache the way the server does: the first step sees one masked padding
+slot in its past, so the masking of padded past rows is exercised too.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from tokenizers import Tokenizer
+from transformers import GenerationConfig
+
+from export.parity import SENTENCES
+from export.seq2seq import ENCODER_HIDDEN, LOGITS, Seq2Seq, cache_names
+
+MAX_ABS_DIFF_LIMIT = 1e-4
+STEPS = 16
+SENTENCE_COUNT = 8
+
+
+@dataclass(frozen=True)
+class Seq2SeqParity:
+    reference: str
+    sentences: int
+    steps: int
+    encoder_max_abs_diff: float
+    decoder_max_abs_diff: float
+    max_abs_diff_limit: float
+    greedy_identical: int  # sentences whose greedy ids equal transformers' generate
+    passed: bool
+
+
+def check(
+    model: Seq2Seq, encoder: Path, decoder: Path, tokenizer: Path, max_length: int
+) -> Seq2SeqParity:
+    ids, mask = _tokenize(tokenizer, model.generation.pad_token_id, max_length)
+    encoder_session = ort.InferenceSession(str(encoder), providers=["CPUExecutionProvider"])
+    decoder_session = ort.InferenceSession(str(decoder), providers=["CPUExecutionProvider"])
+    encoded = dict(
+        zip(
+            model.encoder_outputs,
+            encoder_session.run(model.encoder_outputs, {"input_ids": ids, "attention_mask": mask}),
+            strict=True,
+        )
+    )
+    with torch.inference_mode():
+        reference_hidden = model.model.get_encoder()(
+            input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)
+        ).last_hidden_state.numpy()
+    real = mask.astype(bool)
+    encoder_diff = float(np.abs(encoded[ENCODER_HIDDEN] - reference_hidden)[real].max())
+
+    tokens, logits = _greedy(model, decoder_session, encoded, mask)
+    start = model.generation.decoder_start_token_id
+    decoder_ids = np.concatenate([np.full((len(ids), 1), start), tokens[:, :-1]], axis=1)
+    with torch.inference_mode():
+        reference_logits = model.model(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            decoder_input_ids=torch.from_numpy(decoder_ids),
+        ).logits.numpy()
+    lengths = _lengths(tokens, model.generation.eos_token_ids)
+    decoder_diff = max(
+        float(np.abs(logits[row, :length] - reference_logits[row, :length]).max())
+        for row, length in enumerate(lengths)
+    )
+    generated = _generate(model, ids, mask)
+    identical = sum(
+        list(tokens[row, :length]) == generated[row] for row, length in enumerate(lengths)
+    )
+    return Seq2SeqParity(
+        reference="pytorch",
+        sentences=len(ids),
+        steps=STEPS,
+        encoder_max_abs_diff=encoder_diff,
+        decoder_max_abs_diff=decoder_diff,
+        max_abs_diff_limit=MAX_ABS_DIFF_LIMIT,
+        greedy_identical=identical,
+        passed=max(encoder_diff, decoder_diff) <= MAX_ABS_DIFF_LIMIT and identical == len(ids),
+    )
+
+
+def _tokenize(path: Path, pad: int, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    encodings = tokenizer.encode_batch(list(SENTENCES[:SENTENCE_COUNT]))
+    width = max(len(e.ids) for e in encodings)
+    ids = np.full((len(encodings), width), pad, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, encoding in enumerate(encodings):
+        ids[row, : len(encoding.ids)] = encoding.ids
+        mask[row, : len(encoding.ids)] = 1
+    return ids, mask
+
+
+def _greedy(
+    model: Seq2Seq, session: ort.InferenceSession, encoded: dict[str, np.ndarray], mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """STEPS argmax tokens per row, and the logits each step produced: [rows, STEPS, vocab]."""
+    rows = len(mask)
+    past_names = cache_names("past", model.num_layers)
+    empty = np.zeros((rows, model.num_heads, 1, model.d_kv), dtype=np.float32)
+    feeds: dict[str, np.ndarray] = {name: empty for name in past_names}
+    feeds |= {name: encoded[name] for name in cache_names("cross", model.num_layers)}
+    feeds["encoder_attention_mask"] = mask
+    # One padding slot in the past, masked out, as the server's first step has.
+    self_mask = np.array([[0, 1]] * rows, dtype=np.int64)
+    current = np.full((rows, 1), model.generation.decoder_start_token_id, dtype=np.int64)
+    tokens, logits = [], []
+    for step in range(STEPS):
+        feeds |= {"input_ids": current, "attention_mask": self_mask}
+        if "position_ids" in model.decoder_inputs:
+            feeds["position_ids"] = np.full((rows, 1), step, dtype=np.int64)
+        outputs = dict(
+            zip(model.decoder_outputs, session.run(model.decoder_outputs, feeds), strict=True)
+        )
+        step_logits = outputs[LOGITS]
+        current = step_logits.argmax(axis=-1)[:, None].astype(np.int64)
+        tokens.append(current[:, 0])
+        logits.append(step_logits)
+        for past, present in zip(past_names, cache_names("present", model.num_layers), strict=True):
+            feeds[past] = outputs[present]
+        self_mask = np.concatenate([self_mask, np.ones((rows, 1), dtype=np.int64)], axis=1)
+    return np.stack(tokens, axis=1), np.stack(logits, axis=1)
+
+
+def _lengths(tokens: np.ndarray, eos: list[int]) -> list[int]:
+    """Tokens per row up to and including the first end-of-sequence token."""
+    lengths = []
+    for row in tokens:
+        ends = np.flatnonzero(np.isin(row, eos))
+        lengths.append(int(ends[0]) + 1 if len(ends) else len(row))
+    return lengths
+
+
+def _generate(model: Seq2Seq, ids: np.ndarray, mask: np.ndarray) -> list[list[int]]:
+    plain = GenerationConfig(
+        decoder_start_token_id=model.generation.decoder_start_token_id,
+        eos_token_id=model.generation.eos_token_ids,
+        pad_token_id=model.generation.pad_token_id,
+        max_new_tokens=STEPS,
+        do_sample=False,
+        num_beams=1,
+    )
+    # generate() fills what a config leaves unset from the model's own generation config
+    # (n-gram rules, forced tokens): the plain one stands in for it for this call.
+    own, model.model.generation_config = model.model.generation_config, plain
+    try:
+        with torch.inference_mode():
+            output = model.model.generate(
+                input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)
+            )
+    finally:
+        model.model.generation_config = own
+    generated = output[:, 1:].numpy()
+    return [
+        list(row[:length])
+        for row, length in zip(generated, _lengths(generated, plain.eos_token_id), strict=True)
+    ]

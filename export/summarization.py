@@ -1,0 +1,159 @@
+"""The summarization export: T5 or BART → encoder and decoder-step graphs → parity → folder.
+
+The folder holds encoder_model.onnx, decoder_model.onnx, tokenizer.json, config.json and a
+model.yaml with what the server's generation loop needs (cache shapes, special token ids,
+generation defaults) besides the usual record (fused ops, parity, hashes, versions).
+"""
+
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from export import fusion, seq2seq, seq2seq_parity
+from export.errors import ExportError
+from export.manifest import (
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    Source,
+    created_now,
+    library_versions,
+    sha256_file,
+)
+from export.output import staged_directory
+from export.progress import Progress
+from export.seq2seq import ENCODER_INPUTS, Generation
+from export.seq2seq_parity import Seq2SeqParity
+from export.source import CONFIG_FILE, TOKENIZER_FILE, SourceFolder, max_sequence_length
+
+EXPORT_TASK = "summarization"
+SERVING_TASKS = ["summarize"]
+ENCODER_FILE = "encoder_model.onnx"
+DECODER_FILE = "decoder_model.onnx"
+GENERATION_CONFIG_FILE = "generation_config.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seq2SeqManifest:
+    format_version: int = FORMAT_VERSION
+    name: str
+    export_task: str
+    tasks: list[str]
+    architecture: str
+    model_type: str
+    precision: str
+    files: dict[str, str]  # encoder, decoder, tokenizer
+    sha256: dict[str, str]
+    max_sequence_length: int  # longest source text, in tokens
+    max_decoder_length: int  # most decoder positions, the start token included
+    hidden_size: int
+    num_layers: int  # decoder layers
+    num_heads: int  # decoder heads: cache tensors are [batch, num_heads, length, d_kv]
+    d_kv: int
+    vocab_size: int
+    inputs: list[str]  # the encoder's
+    decoder_inputs: list[str]
+    decoder_outputs: list[str]
+    encoder_outputs: list[str]
+    generation: Generation
+    opset: int
+    fused_ops: dict[str, dict[str, int]]  # per graph
+    unfused_ops: dict[str, dict[str, int]]
+    fully_fused: bool  # every attention block one fused node (see docs/seq2seq.md)
+    parity: Seq2SeqParity
+    source: Source
+    versions: dict[str, str]
+    created: str
+
+
+def export(source: SourceFolder, out: Path, *, name: str, opset: int) -> None:
+    seq2seq.check_supported(source)
+    progress = Progress(total_steps=5)
+    progress.step(f"loading {source.path}")
+    model = seq2seq.load(source)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="attnserve-export-") as work_name,
+        staged_directory(out) as staging,
+    ):
+        work = Path(work_name)
+        progress.step(f"exporting encoder and decoder-step graphs (opset {opset})")
+        raw_encoder, raw_decoder = work / "encoder.onnx", work / "decoder.onnx"
+        seq2seq.export_onnx(model, raw_encoder, raw_decoder, opset)
+
+        progress.step(f"fusing with onnxruntime's {model.optimizer_type} optimizer")
+        graphs = {"encoder": (raw_encoder, ENCODER_FILE), "decoder": (raw_decoder, DECODER_FILE)}
+        summaries = {}
+        for role, (raw, file_name) in graphs.items():
+            heads = model.encoder_heads if role == "encoder" else model.num_heads
+            fusion.fuse(raw, staging / file_name, model.optimizer_type, heads, model.d_model)
+            summaries[role] = fusion.summarize_graph(staging / file_name)
+
+        progress.step("checking parity with PyTorch (encoder states, decoder logits, greedy ids)")
+        max_length = max_sequence_length(source, model.position_limit)
+        parity = seq2seq_parity.check(
+            model,
+            staging / ENCODER_FILE,
+            staging / DECODER_FILE,
+            source.tokenizer_path,
+            max_length,
+        )
+        if not parity.passed:
+            raise ExportError(
+                f"parity check failed: encoder max abs diff {parity.encoder_max_abs_diff:.3g}, "
+                f"decoder logits {parity.decoder_max_abs_diff:.3g} (limit "
+                f"{parity.max_abs_diff_limit:g}), greedy ids identical for "
+                f"{parity.greedy_identical} of {parity.sentences} sentences"
+            )
+
+        progress.step(f"writing {out}")
+        shutil.copyfile(source.tokenizer_path, staging / TOKENIZER_FILE)
+        shutil.copyfile(source.config_path, staging / CONFIG_FILE)
+        if (source.path / GENERATION_CONFIG_FILE).is_file():
+            shutil.copyfile(source.path / GENERATION_CONFIG_FILE, staging / GENERATION_CONFIG_FILE)
+        files = {"encoder": ENCODER_FILE, "decoder": DECODER_FILE, "tokenizer": TOKENIZER_FILE}
+        attention = sum(s.fused.get("MultiHeadAttention", 0) for s in summaries.values())
+        manifest = Seq2SeqManifest(
+            name=name,
+            export_task=EXPORT_TASK,
+            tasks=SERVING_TASKS,
+            architecture=model.class_name,
+            model_type=model.model_type,
+            precision="fp32",
+            files=files,
+            sha256={f: sha256_file(staging / f) for f in files.values()},
+            max_sequence_length=max_length,
+            max_decoder_length=model.decoder_limit,
+            hidden_size=model.d_model,
+            num_layers=model.num_layers,
+            num_heads=model.num_heads,
+            d_kv=model.d_kv,
+            vocab_size=model.vocab_size,
+            inputs=ENCODER_INPUTS,
+            decoder_inputs=model.decoder_inputs,
+            decoder_outputs=model.decoder_outputs,
+            encoder_outputs=model.encoder_outputs,
+            generation=model.generation,
+            opset=opset,
+            fused_ops={role: s.fused for role, s in summaries.items()},
+            unfused_ops={role: s.unfused for role, s in summaries.items()},
+            # Encoder self-attention, decoder self- and cross-attention per layer.
+            fully_fused=attention == model.num_layers * 2 + _encoder_layers(model),
+            parity=parity,
+            source=Source(path=str(source.path), config_sha256=sha256_file(source.config_path)),
+            versions=library_versions(),
+            created=created_now(),
+        )
+        text = yaml.safe_dump(asdict(manifest), sort_keys=False, default_flow_style=None, width=100)
+        (staging / MANIFEST_FILE).write_text(text, encoding="utf-8")
+    progress.finish(
+        f"exported {name} to {out} (decoder logits max abs diff "
+        f"{parity.decoder_max_abs_diff:.2g}; attention fused: {attention} nodes)"
+    )
+
+
+def _encoder_layers(model: seq2seq.Seq2Seq) -> int:
+    config = model.model.config
+    return int(getattr(config, "encoder_layers", None) or config.num_layers)

@@ -1,0 +1,106 @@
+"""The decoder batch: which request owns which rows, and one step of the whole batch.
+
+Owned by the batcher's worker thread: the event loop hands it the requests that join and
+leave, and gets back what the step produced. Joining requests are encoded together, as one
+encoder batch, and take their first decoder step in the same call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.seq2seq.graphs import Seq2SeqGraphs
+from service.seq2seq.search import Beam, Greedy
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One request's generation: its source ids, its search, and where results go."""
+
+    source: np.ndarray  # encoder token ids
+    search: Greedy | Beam
+    deadline: float | None
+    enqueued: float
+    done: asyncio.Future[list[int]]
+    on_token: Callable[[int], None] | None = None  # greedy: each token as it is chosen
+    leaving: str = ""  # set on the event loop: why it leaves the batch (deadline, cancelled)
+
+    @property
+    def rows(self) -> int:
+        return self.search.rows
+
+
+@dataclass(slots=True)
+class StepReport:
+    rows: int  # decoder rows in the step
+    past_length: int  # padded past of the step (the batch computes rows x (past + 1))
+    encoded: int  # requests encoded (joined) in this call
+    decoder_seconds: float
+    tokens: list[tuple[Job, int]] = field(default_factory=list)  # greedy tokens chosen
+    finished: list[Job] = field(default_factory=list)
+
+
+class DecoderBatch:
+    def __init__(self, graphs: Seq2SeqGraphs) -> None:
+        self._graphs = graphs
+        self._cache = graphs.new_cache()
+        self.jobs: list[Job] = []  # in row order
+
+    @property
+    def rows(self) -> int:
+        return self._cache.rows
+
+    def step(self, joining: list[Job], leaving: list[Job]) -> StepReport:
+        if leaving:
+            gone = {id(job) for job in leaving}
+            self._keep([job for job in self.jobs if id(job) not in gone])
+        if joining:
+            encoded = self._graphs.encode([job.source for job in joining])
+            # Beams share their request's encoder output: one copy per row.
+            repeats = [job.rows for job in joining]
+            cross = [np.repeat(c, repeats, axis=0) for c in encoded.cross]
+            self._cache.add(cross, np.repeat(encoded.mask, repeats, axis=0))
+            self.jobs.extend(joining)
+        report = StepReport(
+            rows=self.rows,
+            past_length=self._cache.past_length,
+            encoded=len(joining),
+            decoder_seconds=0.0,
+        )
+        if not self.jobs:
+            return report
+        tokens = np.array([t for job in self.jobs for t in job.search.next_tokens()], np.int64)
+        started = time.perf_counter()
+        logits = self._graphs.step(tokens, self._cache)
+        report.decoder_seconds = time.perf_counter() - started
+        index: list[int] = []
+        staying: list[Job] = []
+        offset = 0
+        for job in self.jobs:
+            advance = job.search.advance(logits[offset : offset + job.rows])
+            if advance.token is not None:
+                report.tokens.append((job, advance.token))
+            if advance.done:
+                report.finished.append(job)
+            else:
+                staying.append(job)
+                index.extend(offset + row for row in advance.rows)
+            offset += job.rows
+        self.jobs = staying
+        if index != list(range(offset)):
+            self._cache.select(np.array(index, dtype=np.int64))
+        return report
+
+    def _keep(self, jobs: list[Job]) -> None:
+        offsets, offset = {}, 0
+        for job in self.jobs:
+            offsets[id(job)] = offset
+            offset += job.rows
+        index = [offsets[id(job)] + row for job in jobs for row in range(job.rows)]
+        self._cache.select(np.array(index, dtype=np.int64))
+        self.jobs = jobs

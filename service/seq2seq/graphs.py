@@ -1,0 +1,96 @@
+"""The encoder and decoder-step graphs of one seq2seq model, as the generation loop runs them.
+
+Synchronous: the batcher calls these from its worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from service.runtime.engine import Engine
+from service.seq2seq.cache import BatchCache
+from service.seq2seq.spec import Seq2SeqSpec
+
+
+class GraphMismatch(ValueError):
+    """The graphs' inputs or outputs are not what model.yaml describes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """Encoder outputs for a batch of sources: cross keys/values and the source mask."""
+
+    cross: list[np.ndarray]  # [rows, heads, source, d_kv] per tensor, in graph order
+    mask: np.ndarray  # [rows, source]
+
+
+class Seq2SeqGraphs:
+    def __init__(
+        self,
+        name: str,
+        folder: Path,
+        spec: Seq2SeqSpec,
+        providers: Sequence[str],
+        threads: int,
+    ) -> None:
+        self.spec = spec
+        self.encoder = Engine(f"{name}.encoder", folder / spec.encoder_file, providers, threads, 1)
+        self.decoder = Engine(f"{name}.decoder", folder / spec.decoder_file, providers, threads, 1)
+        layers = range(spec.num_layers)
+        self._cross = [f"cross.{i}.{part}" for i in layers for part in ("key", "value")]
+        self._past = [f"past.{i}.{part}" for i in layers for part in ("key", "value")]
+        self._present = [f"present.{i}.{part}" for i in layers for part in ("key", "value")]
+        self._check()
+        self._cross_index = [self.encoder.output_names.index(n) for n in self._cross]
+        self._present_index = [self.decoder.output_names.index(n) for n in self._present]
+        self._logits_index = self.decoder.output_names.index("logits")
+        self.takes_positions = "position_ids" in self.decoder.input_names
+        self.providers = self.encoder.providers
+
+    def _check(self) -> None:
+        expected = {"input_ids", "attention_mask", "encoder_attention_mask", "position_ids"}
+        expected |= {*self._past, *self._cross}
+        missing = set(self._cross) - set(self.encoder.output_names)
+        missing |= set(self._present) - set(self.decoder.output_names)
+        unknown = set(self.decoder.input_names) - expected
+        if missing or unknown or set(self.encoder.input_names) != {"input_ids", "attention_mask"}:
+            raise GraphMismatch(
+                f"the graphs do not match model.yaml (missing outputs {sorted(missing)}, "
+                f"unexpected inputs {sorted(unknown)})"
+            )
+
+    def encode(self, rows: Sequence[np.ndarray]) -> Encoded:
+        """Run the encoder on token-id rows padded to the longest (pad id, mask 0)."""
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self.spec.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        outputs = self.encoder.run({"input_ids": ids, "attention_mask": mask})
+        return Encoded([outputs[i] for i in self._cross_index], mask)
+
+    def step(self, tokens: np.ndarray, cache: BatchCache) -> np.ndarray:
+        """One decoder step for every row of `cache`; returns logits [rows, vocab] and
+        moves the cache on by the fed tokens."""
+        feeds = {
+            "input_ids": tokens[:, None],
+            "attention_mask": cache.self_attention_mask(),
+            "encoder_attention_mask": cache.encoder_mask,
+        }
+        if self.takes_positions:
+            # A row's next position is the number of decoder tokens before it.
+            feeds["position_ids"] = cache.lengths[:, None]
+        feeds |= dict(zip(self._past, cache.past, strict=True))
+        feeds |= dict(zip(self._cross, cache.cross, strict=True))
+        outputs = self.decoder.run(feeds)
+        cache.advance([outputs[i] for i in self._present_index])
+        logits: np.ndarray = outputs[self._logits_index]
+        return logits
+
+    def new_cache(self) -> BatchCache:
+        return BatchCache(self.spec.num_layers, self.spec.num_heads, self.spec.d_kv)

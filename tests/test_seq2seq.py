@@ -1,0 +1,235 @@
+"""Abstractive Summarize on seq2seq models, end to end: tiny random T5 and BART built from
+configs, exported with `attnserve export --task summarization`, served by a real server,
+and compared token for token with transformers' generate()."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+
+from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
+from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
+from tests.server_process import ROOT, ServerProcess
+from tests.tiny_seq2seq import build_bart, build_t5, sentences
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports transformers
+
+MODELS = {"tiny-t5": build_t5, "tiny-bart": build_bart}
+# The BART source carries generation defaults of its own, as real summarizers do: requests
+# that leave an option at 0 get these, and so does transformers' generate().
+GENERATION = {
+    "tiny-t5": {},
+    "tiny-bart": {"no_repeat_ngram_size": 3, "min_length": 4, "forced_eos_token_id": 2},
+}
+TEXTS = sentences(8, seed=7)  # 3 to 40 words: mixed lengths in one decoder batch
+
+
+@pytest.fixture(scope="session")
+def seq2seq_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("seq2seq-src")
+    return {name: build(root / name, **GENERATION[name]) for name, build in MODELS.items()}
+
+
+@pytest.fixture(scope="session")
+def seq2seq_repository(
+    seq2seq_sources: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    root = tmp_path_factory.mktemp("seq2seq-repo") / "models"
+    for name, source in seq2seq_sources.items():
+        done = subprocess.run(
+            [sys.executable, "-m", "export", str(source), "--task", "summarization",
+             "--out", str(root / name)],
+            cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
+            text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    return root
+
+
+@pytest.fixture(scope="session")
+def seq2seq_server(seq2seq_repository: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(seq2seq_repository, "--default-model", "tiny-t5")
+    try:
+        proc.wait_serving()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def stub(seq2seq_server: ServerProcess) -> pb_grpc.TextInferenceStub:
+    return pb_grpc.TextInferenceStub(seq2seq_server.channel)
+
+
+@pytest.fixture(scope="module")
+def references(seq2seq_sources: dict[str, Path]) -> dict[str, tuple[Any, Any]]:
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    return {
+        name: (
+            AutoModelForSeq2SeqLM.from_pretrained(str(source)).eval(),
+            AutoTokenizer.from_pretrained(str(source)),
+        )
+        for name, source in seq2seq_sources.items()
+    }
+
+
+def generate(reference: tuple[Any, Any], text: str, **options: Any) -> list[int]:
+    """transformers' answer: the model's generation config, the request's options on top."""
+    import torch
+
+    model, tokenizer = reference
+    config = copy.deepcopy(model.generation_config)
+    config.update(do_sample=False, **options)
+    with torch.inference_mode():
+        output = model.generate(**tokenizer(text, return_tensors="pt"), generation_config=config)
+    return [int(t) for t in output[0, 1:]]
+
+
+def batch_sizes(server: ServerProcess, model: str) -> tuple[float, float]:
+    """(decoder steps, steps with a single row) so far."""
+    text = server.scrape()
+    count = re.search(rf'attnserve_batch_size_count{{model="{model}"}} (\S+)', text)
+    single = re.search(rf'attnserve_batch_size_bucket{{le="1.0",model="{model}"}} (\S+)', text)
+    if count is None or single is None:  # no step yet
+        return 0.0, 0.0
+    return float(count.group(1)), float(single.group(1))
+
+
+def test_export_records_graphs_parity_and_generation(seq2seq_repository: Path) -> None:
+    for name in MODELS:
+        manifest = yaml.safe_load((seq2seq_repository / name / "model.yaml").read_text())
+        assert manifest["export_task"] == "summarization" and manifest["tasks"] == ["summarize"]
+        assert set(manifest["files"]) == {"encoder", "decoder", "tokenizer"}
+        assert set(manifest["sha256"]) == set(manifest["files"].values())
+        parity = manifest["parity"]
+        assert parity["passed"] and parity["greedy_identical"] == parity["sentences"]
+        assert max(parity["encoder_max_abs_diff"], parity["decoder_max_abs_diff"]) <= 1e-4
+        assert manifest["num_layers"] == 2 and manifest["num_heads"] == 4
+        assert manifest["d_kv"] == 8
+    bart = yaml.safe_load((seq2seq_repository / "tiny-bart" / "model.yaml").read_text())
+    assert bart["generation"]["no_repeat_ngram_size"] == 3
+    assert bart["generation"]["forced_eos_token_id"] == 2
+
+
+def test_list_models_and_tasks(stub: pb_grpc.TextInferenceStub) -> None:
+    models = {m.name: m for m in stub.ListModels(pb.ListModelsRequest(), timeout=5).models}
+    assert models["tiny-t5"].ready and list(models["tiny-t5"].tasks) == ["summarize"]
+    assert models["tiny-t5"].architecture == "T5ForConditionalGeneration"
+    assert models["tiny-bart"].architecture == "BartForConditionalGeneration"
+    assert models["tiny-bart"].max_sequence_length == 128
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_new_tokens": 20, "num_beams": 1},
+        {"max_new_tokens": 20, "num_beams": 4},
+        {"max_new_tokens": 16, "num_beams": 4, "length_penalty": 2.0, "no_repeat_ngram_size": 2},
+    ],
+    ids=["greedy", "beam4", "beam4-penalty-ngram"],
+)
+def test_concurrent_requests_equal_transformers_generate(
+    name: str,
+    options: dict[str, Any],
+    stub: pb_grpc.TextInferenceStub,
+    seq2seq_server: ServerProcess,
+    references: dict[str, tuple[Any, Any]],
+) -> None:
+    steps_before, single_before = batch_sizes(seq2seq_server, name)
+    # Sent all at once from threads, so that they share decoder batches.
+    with ThreadPoolExecutor(len(TEXTS)) as pool:
+        replies = list(
+            pool.map(
+                lambda text: stub.Summarize(
+                    pb.SummarizeRequest(text=text, model=name, **options), timeout=60
+                ),
+                TEXTS,
+            )
+        )
+    for text, reply in zip(TEXTS, replies, strict=True):
+        expected = generate(references[name], text, **options)
+        assert list(reply.token_ids) == expected, text
+        assert reply.model == name
+        _, tokenizer = references[name]
+        assert reply.summary == tokenizer.decode(expected, skip_special_tokens=True)
+    steps, single = batch_sizes(seq2seq_server, name)
+    assert steps - steps_before > single - single_before, "no decoder step had 2+ rows"
+
+
+@pytest.mark.filterwarnings("ignore:Using the model-agnostic default")
+@pytest.mark.parametrize("name", list(MODELS))
+def test_model_defaults_apply_when_options_are_zero(
+    name: str, stub: pb_grpc.TextInferenceStub, references: dict[str, tuple[Any, Any]]
+) -> None:
+    for text in TEXTS[:3]:
+        reply = stub.Summarize(pb.SummarizeRequest(text=text, model=name), timeout=30)
+        assert list(reply.token_ids) == generate(references[name], text)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_stream_joins_to_the_summary(name: str, stub: pb_grpc.TextInferenceStub) -> None:
+    for text in TEXTS[:4]:
+        request = pb.SummarizeRequest(text=text, model=name, max_new_tokens=20)
+        chunks = list(stub.SummarizeStream(request, timeout=30))
+        whole = stub.Summarize(request, timeout=30)
+        assert "".join(c.text for c in chunks) == whole.summary
+        assert [c.done for c in chunks] == [False] * (len(chunks) - 1) + [True]
+        assert all(c.model == name for c in chunks)
+        if len(whole.token_ids) > 3:
+            assert len(chunks) > 2, "greedy text should arrive in pieces"
+    beam = pb.SummarizeRequest(text=TEXTS[0], model=name, max_new_tokens=20, num_beams=4)
+    chunks = list(stub.SummarizeStream(beam, timeout=30))
+    assert "".join(c.text for c in chunks) == stub.Summarize(beam, timeout=30).summary
+
+
+def code_of(call: Any) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code()  # type: ignore[no-any-return]
+
+
+def test_errors(stub: pb_grpc.TextInferenceStub) -> None:
+    text = TEXTS[0]
+    bad = [
+        pb.SummarizeRequest(text=text, model="tiny-t5", num_beams=17),
+        pb.SummarizeRequest(text=text, model="tiny-t5", max_new_tokens=5000),
+        pb.SummarizeRequest(text=text, model="tiny-t5", length_penalty=float("nan")),
+        pb.SummarizeRequest(text=text, model="tiny-t5", no_repeat_ngram_size=1000),
+        pb.SummarizeRequest(text="  \u200b ", model="tiny-t5"),
+    ]
+    for request in bad:
+        assert code_of(lambda r=request: stub.Summarize(r, timeout=5)) == (
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
+        stream = stub.SummarizeStream(request, timeout=5)
+        assert code_of(lambda s=stream: list(s)) == grpc.StatusCode.INVALID_ARGUMENT
+    embed = pb.EmbedRequest(texts=["a"], model="tiny-t5")
+    assert code_of(lambda: stub.Embed(embed, timeout=5)) == grpc.StatusCode.FAILED_PRECONDITION
+    answer = pb.AnswerRequest(question="q?", context="c.", model="tiny-bart")
+    assert code_of(lambda: stub.Answer(answer, timeout=5)) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_cancelled_stream_does_not_disturb_the_model(
+    stub: pb_grpc.TextInferenceStub, seq2seq_server: ServerProcess
+) -> None:
+    request = pb.SummarizeRequest(text=TEXTS[1], model="tiny-bart", max_new_tokens=127)
+    stream = stub.SummarizeStream(request, timeout=30)
+    next(stream)
+    stream.cancel()
+    # The model keeps serving, and the dropped sequence is counted.
+    assert stub.Summarize(pb.SummarizeRequest(text=TEXTS[2], model="tiny-bart"), timeout=10)
+    metrics = seq2seq_server.scrape()
+    assert 'attnserve_generated_tokens_total{model="tiny-bart"}' in metrics

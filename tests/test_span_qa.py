@@ -1,0 +1,280 @@
+"""Span question answering end to end: tiny random BERT, DistilBERT, RoBERTa and ELECTRA QA
+models are exported with `attnserve export --task question-answering`, served by one real
+server, and every served answer is compared with the transformers pipeline's (tests/
+qa_reference.py) on the same PyTorch model: text, code-point offsets and score."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+
+from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
+from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
+from tests import qa_models
+from tests.qa_reference import pipeline_answers
+from tests.server_process import ROOT, ServerProcess
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports transformers
+
+CASES_PER_MODEL = 32
+STRIDE = 32  # the stride requests ask for; the models' default is MAX_LENGTH // 2
+ARCHITECTURES = {
+    "bert": "BertForQuestionAnswering",
+    "distilbert": "DistilBertForQuestionAnswering",
+    "roberta": "RobertaForQuestionAnswering",
+    "electra": "ElectraForQuestionAnswering",
+}
+# Space-separated words for generated text: ASCII, Latin accents, emoji, CJK, punctuation.
+VOCABULARY = (
+    "the tower river city bridge engineer built year north south Paris Lisbon winter "
+    "summer 1889 330 metres tall people visit because museum coffee, garden. café résumé "
+    "naïve Zürich São Paulo 🌱 🙂 emoji-rich façade — «quoted» über straße 東京 data"
+)
+QUESTION_VOCABULARY = "who what when where why how did was is the tower built city"
+WORDS = VOCABULARY.split(" ")
+QUESTION_WORDS = QUESTION_VOCABULARY.split(" ")
+
+
+@dataclass(frozen=True)
+class Case:
+    question: str
+    context: str
+    top_k: int
+    doc_stride: int  # 0: the model's default
+    max_answer_length: int  # 0: the model's default
+    allow_no_answer: bool
+
+
+def cases(seed: int) -> list[Case]:
+    rng = random.Random(seed)
+    generated = []
+    for index in range(CASES_PER_MODEL):
+        # A third fit one window; the rest overflow it into two to about eight windows.
+        length = rng.randint(5, 40) if index % 3 == 0 else rng.randint(60, 260)
+        generated.append(
+            Case(
+                question=" ".join(rng.choices(QUESTION_WORDS, k=rng.randint(2, 7))) + "?",
+                context=" ".join(rng.choices(WORDS, k=length)),
+                top_k=(1, 3, 2)[index % 3],
+                doc_stride=(0, STRIDE)[index % 2],
+                max_answer_length=(0, 0, 4)[index % 3],
+                allow_no_answer=index % 4 >= 2,
+            )
+        )
+    return generated
+
+
+EXPORT_ALL = """
+import sys
+from export.cli import main
+for pair in sys.argv[1:]:
+    source, out = pair.split("\\n")
+    if main([source, "--task", "question-answering", "--out", out]):
+        sys.exit(1)
+"""
+
+
+@dataclass(frozen=True)
+class SpanModels:
+    sources: dict[str, Path]  # Hugging Face folders, for the reference
+    repository: Path  # their exports, for the server
+
+
+@pytest.fixture(scope="session")
+def span_models(tmp_path_factory: pytest.TempPathFactory) -> SpanModels:
+    """The four tiny sources, exported into one model repository."""
+    from tests.test_export import minilm_source
+
+    wordpiece = minilm_source()
+    sources = tmp_path_factory.mktemp("qa-sources")
+    repository = tmp_path_factory.mktemp("qa-repo") / "models"
+    built = {
+        name: qa_models.build(name, sources / name, wordpiece, seed=index)
+        for index, name in enumerate(ARCHITECTURES)
+    }
+    # One process for the four exports (torch is imported once), through the CLI's main().
+    result = subprocess.run(
+        [sys.executable, "-c", EXPORT_ALL, *(f"{built[n]}\n{repository / n}" for n in built)],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return SpanModels(built, repository)
+
+
+@pytest.fixture(scope="session")
+def span_server(span_models: SpanModels) -> Iterator[ServerProcess]:
+    server = ServerProcess(span_models.repository, "--default-model", "bert")
+    try:
+        server.wait_serving()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def stub(span_server: ServerProcess) -> pb_grpc.TextInferenceStub:
+    return pb_grpc.TextInferenceStub(span_server.channel)
+
+
+def served(stub: pb_grpc.TextInferenceStub, model: str, case: Case) -> list[dict[str, Any]]:
+    reply = stub.Answer(
+        pb.AnswerRequest(
+            question=case.question,
+            context=case.context,
+            model=model,
+            top_k=case.top_k,
+            doc_stride=case.doc_stride,
+            max_answer_length=case.max_answer_length,
+            allow_no_answer=case.allow_no_answer,
+        ),
+        timeout=30,
+    )
+    assert reply.model == model
+    return [
+        {"answer": a.text, "start": a.start, "end": a.end, "score": a.score} for a in reply.answers
+    ]
+
+
+def expected(model: Any, tokenizer: Any, case: Case) -> list[dict[str, Any]]:
+    """The pipeline's answers as the server reports them: those ranked above "no answer",
+    without the zero-probability fillers the pipeline pads a short list with."""
+    answers = pipeline_answers(
+        model,
+        tokenizer,
+        case.question,
+        case.context,
+        max_seq_len=qa_models.MAX_LENGTH,
+        doc_stride=case.doc_stride or qa_models.MAX_LENGTH // 2,
+        max_answer_len=case.max_answer_length or 15,
+        top_k=case.top_k,
+        handle_impossible_answer=case.allow_no_answer,
+    )
+    kept = []
+    for answer in answers:
+        if answer.get("null"):
+            break
+        if answer["score"] > 0:
+            kept.append(answer)
+    return kept
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_answers_equal_the_transformers_pipeline(
+    architecture: str, span_models: SpanModels, stub: pb_grpc.TextInferenceStub
+) -> None:
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    source = span_models.sources[architecture]
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    model = AutoModelForQuestionAnswering.from_pretrained(str(source)).eval()
+    overflowing = non_ascii_offsets = no_answer = 0
+    for case in cases(seed=len(architecture)):
+        want = expected(model, tokenizer, case)
+        got = served(stub, architecture, case)
+        assert [(a["answer"], a["start"], a["end"]) for a in got] == [
+            (a["answer"], a["start"], a["end"]) for a in want
+        ], case
+        assert [a["score"] for a in got] == pytest.approx([a["score"] for a in want], rel=1e-3)
+        for answer in got:
+            assert case.context[answer["start"] : answer["end"]] == answer["answer"]
+            prefix = case.context[: answer["start"]]
+            non_ascii_offsets += len(prefix.encode()) != len(prefix)
+        windows = tokenizer(
+            case.question, case.context, truncation="only_second",
+            max_length=qa_models.MAX_LENGTH, stride=case.doc_stride or 48,
+            return_overflowing_tokens=True,
+        )["input_ids"]  # fmt: skip
+        overflowing += len(windows) > 1
+        no_answer += case.allow_no_answer and not got
+    assert overflowing >= CASES_PER_MODEL // 2
+    # Code points, not bytes: answers that start after é, emoji or 東京 are placed right.
+    assert non_ascii_offsets >= 5
+
+
+def test_manifest_records_fusion_and_decoding(span_models: SpanModels) -> None:
+    for name, architecture in ARCHITECTURES.items():
+        manifest = yaml.safe_load((span_models.repository / name / "model.yaml").read_text())
+        assert manifest["export_task"] == "question-answering"
+        assert (manifest["tasks"], manifest["architecture"]) == (["answer"], architecture)
+        assert manifest["outputs"] == ["start_logits", "end_logits"]
+        assert manifest["max_sequence_length"] == qa_models.MAX_LENGTH
+        decoding = manifest["question_answering"]
+        assert (decoding["doc_stride"], decoding["max_answer_length"]) == (48, 15)
+        assert manifest["fused_ops"]["Attention"] == 2 and manifest["unfused_ops"]["Softmax"] == 0
+        assert manifest["parity"]["passed"] and manifest["parity"]["max_abs_diff"] <= 1e-4
+        embeddings_fused = manifest["fused_ops"].get("EmbedLayerNormalization", 0) == 1
+        assert embeddings_fused == (name != "roberta")
+        assert bool(manifest["fusion_notes"]) == (name == "roberta")
+
+
+def test_list_models_reports_answer_only(stub: pb_grpc.TextInferenceStub) -> None:
+    models = {m.name: m for m in stub.ListModels(pb.ListModelsRequest(), timeout=5).models}
+    assert set(models) == set(ARCHITECTURES)
+    for name, architecture in ARCHITECTURES.items():
+        info = models[name]
+        assert info.ready, info.error
+        assert (list(info.tasks), info.architecture) == (["answer"], architecture)
+        assert (info.max_sequence_length, info.dimensions) == (qa_models.MAX_LENGTH, 0)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pb.EmbedRequest(texts=["hello"], model="roberta"),
+        pb.SummarizeRequest(text="One sentence. Another one.", model="electra"),
+    ],
+)
+def test_other_tasks_are_failed_precondition(
+    stub: pb_grpc.TextInferenceStub, request_: Any
+) -> None:
+    rpc = stub.Embed if isinstance(request_, pb.EmbedRequest) else stub.Summarize
+    with pytest.raises(grpc.RpcError) as info:
+        rpc(request_, timeout=5)
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "answer" in info.value.details()
+
+
+LONG_CONTEXT = " ".join(WORDS * 8)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_answer_length": qa_models.MAX_LENGTH + 1},
+        {"max_answer_length": 4_000_000_000},
+        {"doc_stride": qa_models.MAX_LENGTH},
+        {"top_k": 1001},
+        # 60 question tokens leave 33 per window: a stride of 40 cannot move.
+        {"question": "who " * 60, "doc_stride": 40},
+        {"question": "who " * 100},  # no room for the context at all
+        {"question": " \u200b"},
+        {"context": ""},
+    ],
+)
+def test_bad_options_are_invalid_argument(
+    stub: pb_grpc.TextInferenceStub, options: dict[str, Any]
+) -> None:
+    request = {"question": "who built it?", "context": LONG_CONTEXT, "model": "distilbert"}
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Answer(pb.AnswerRequest(**{**request, **options}), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details()
+
+
+def test_server_still_answers(stub: pb_grpc.TextInferenceStub) -> None:
+    reply = stub.Answer(pb.AnswerRequest(question="who?", context=LONG_CONTEXT), timeout=10)
+    assert reply.model == "bert" and len(reply.answers) == 1
