@@ -143,17 +143,15 @@ def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> No
     ]
     if not quick:
         for budget in (256, 1024, 2048):
-            configs.append(
-                (f"budget {budget}", ["--max-batch-tokens", str(budget)], "minilm", (64,))
-            )
-        configs.append(
-            (
-                "2 sessions x 1 thread",
-                ["--sessions", "2", "--intra-op-threads", "1"],
-                "minilm",
-                (64,),
-            )
-        )
+            flags = ["--max-batch-tokens", str(budget)]
+            configs.append((f"budget {budget}", flags, "minilm", (64,)))
+        # sessions x threads: the default is one 1-thread session per core plus a
+        # 2-thread one for a batch alone; against the two plain layouts.
+        for label, flags in (
+            ("1 session x 2 threads", ["--sessions", "1"]),
+            ("2 sessions x 1 thread", ["--sessions", "2", "--intra-op-threads", "1"]),
+        ):
+            configs.append((label, flags, "minilm", (1, 64)))
     runs = []
     for label, flags, model, levels in configs:
         with Server(MODELS, flags, free_port(), free_port()) as server:
@@ -198,6 +196,9 @@ def main() -> int:
     bare_schedules(results, rows)
     sentence_transformers_section(results, texts)
     server_section(results, texts, args.quick)
+    from bench.seq2seq import seq2seq_section
+
+    seq2seq_section(results, THREADS, log)
     results["seconds"] = time.time() - started
     from bench.report import write_report
 

@@ -116,5 +116,22 @@ def write_report(results: dict[str, Any], out: Path) -> None:
             f"| p50 at concurrency 1 minus bare single latency | {slack:.2f} ms | ≤ 3 ms "
             f"| {verdict} |"
         )
+    s2s = results.get("seq2seq")
+    if s2s:
+        lines += [
+            "",
+            "## 4. Seq2seq generation (continuous batching)",
+            "",
+            f"{s2s['model']}, {s2s['new_tokens']} new tokens per request, greedy, "
+            f"{s2s['threads']} threads, in process (no gRPC).",
+            "",
+            "| case | generated tokens/s |",
+            "|---|---:|",
+            f"| one request | {s2s['single_tokens_per_s']:.0f} |",
+            f"| 16 concurrent, continuous batching | {s2s['concurrent_16_tokens_per_s']:.0f} |",
+            f"| the same 16, one at a time | {s2s['sequential_16_tokens_per_s']:.0f} |",
+            "",
+            f"Continuous batching: {s2s['batching_speedup']:.1f}x one at a time.",
+        ]
     lines.append("")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -63,7 +63,7 @@ def seq2seq_section(
         graphs = Seq2SeqGraphs("bench-t5", root / "t5", spec, ["cpu"], threads)
         tokenizer = TextTokenizer(root / "t5" / "tokenizer.json", raw["max_sequence_length"])
         sources = [e.ids for e in tokenizer.encode(sentences(CONCURRENT, seed=11, min_words=20))]
-        out = asyncio.run(_measure(graphs, spec, sources, new_tokens))
+        out: dict[str, Any] = asyncio.run(_measure(graphs, spec, sources, new_tokens))
     out |= {"model": "random t5-small shape", "new_tokens": new_tokens, "threads": threads}
     out["batching_speedup"] = out["concurrent_16_tokens_per_s"] / out["sequential_16_tokens_per_s"]
     log(f"seq2seq: {out}")

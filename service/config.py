@@ -44,7 +44,13 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         0, ge=0, le=256, description="onnxruntime threads per session (0: one per core)"
     )
-    sessions: int = Field(1, ge=1, le=64, description="onnxruntime sessions (batches in flight)")
+    sessions: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="onnxruntime sessions per model, batches in flight (0: one per core on "
+        "CPU, 1 on GPU)",
+    )
     max_batch_tokens: int | None = Field(
         None, ge=1, description="batch budget: rows x padded length (default: per provider)"
     )
@@ -65,7 +71,7 @@ class Settings(BaseSettings):
         2.0, ge=0, le=10_000, description="longest a row waits for a batch to fill"
     )
     max_queue_wait_ms: float = Field(
-        1000.0,
+        2000.0,
         gt=0,
         le=600_000,
         description="refuse requests (RESOURCE_EXHAUSTED) when the queued work would take "
@@ -86,6 +92,13 @@ class Settings(BaseSettings):
     max_texts: int = Field(1024, ge=1, description="most texts in one Embed request")
     grace_period_s: float = Field(
         30.0, ge=0, le=3600, description="SIGTERM: time to finish accepted work"
+    )
+    drain_linger_s: float = Field(
+        1.0,
+        ge=0,
+        le=600,
+        description="SIGTERM: after the last accepted request, keep refusing new calls "
+        "with UNAVAILABLE this long before closing the port",
     )
     max_message_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="largest gRPC message accepted or sent"
@@ -150,6 +163,11 @@ class Settings(BaseSettings):
 
     def padding_slack_for(self, provider: str) -> float:
         return self.padding_slack or DEFAULT_PADDING_SLACK[provider]
+
+    def sessions_for(self, provider: str) -> int:
+        if self.sessions:
+            return self.sessions
+        return self.threads() if provider == "cpu" else 1
 
     def threads(self) -> int:
         return self.intra_op_threads or (os.cpu_count() or 1)

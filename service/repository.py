@@ -154,6 +154,9 @@ class Model:
     encoder: SentenceEncoder | None = None
     span_qa: SpanQA | None = None
     summarizer: Seq2SeqSummarizer | None = None  # abstractive, on seq2seq models
+    # The encoder graph's own way in (KServe V2 serves it bare): not on seq2seq models.
+    scheduler: Scheduler | None = None
+    tokenizer: TextTokenizer | None = None
     error: str = ""
     ready: bool = False
     providers: list[str] = field(default_factory=list)
@@ -204,7 +207,7 @@ class Repository:
             folder / manifest.model_file,
             self.settings.providers,
             self.settings.threads(),
-            self.settings.sessions,
+            self.settings.sessions_for,
         )
         missing = set(engine.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
         if missing:
@@ -240,6 +243,7 @@ class Repository:
             model.encoder = SentenceEncoder(
                 model.name, tokenizer, scheduler, manifest.pooling, limits, self.metrics
             )
+        model.scheduler, model.tokenizer = scheduler, tokenizer
         model.providers = engine.providers
         _warm_up(engine, manifest, tokenizer.vocab_size)
         model.ready = True

@@ -102,8 +102,9 @@ class AttnServer:
     async def drain(self) -> None:
         """SIGTERM: NOT_SERVING at once, refuse new work, finish accepted work, stop.
 
-        The port stays open while accepted requests finish, so that probes read NOT_SERVING
-        and new calls get a clear UNAVAILABLE rather than a refused connection.
+        The port stays open while accepted requests finish, and for `drain_linger_s` after,
+        so that probes read NOT_SERVING and callers still sending get a clear UNAVAILABLE
+        rather than a reset stream or a refused connection.
         """
         grace = self.settings.grace_period_s
         log.info("draining: %d request(s) to finish (grace %.0fs)", self.calls.active, grace)
@@ -112,8 +113,12 @@ class AttnServer:
         await self.health.enter_graceful_shutdown()
         if not await self.calls.wait_idle(grace):
             log.warning("grace period over with %d request(s) unfinished", self.calls.active)
+        left = grace - (time.monotonic() - started)
+        await asyncio.sleep(max(0.0, min(self.settings.drain_linger_s, left)))
+        unfinished = self.calls.active
         if self._server is not None:
             await self._server.stop(max(0.0, grace - (time.monotonic() - started)))
+        log.info("drained: %d accepted request(s) left unfinished", unfinished)
         for scheduler in self.repository.schedulers():
             await scheduler.close()
         for batcher in self.repository.batchers():

@@ -54,7 +54,7 @@ def main() -> int:
         server = ServerProcess(root)
         server.wait_serving()
         rate = 0.7 * load.capacity.throughput
-        drain = asyncio.run(drain_under_load(server, rate=rate, seconds=6.0))
+        drain = asyncio.run(drain_under_load(server, rate=rate, seconds=6.0, signal_at=0.85))
         server.stop()
     o = load.overload
     lines = [
@@ -63,7 +63,7 @@ def main() -> int:
         "Produced by `make reliability` (`python -m tests.reliability_report`) on "
         f"{time.strftime('%Y-%m-%d')}, against the real server on loopback with the default "
         "model (Embed, one corpus text per request, default settings: queue-wait budget "
-        "1000 ms). The same scenarios are asserted by `tests/test_reliability.py` in "
+        "2000 ms). The same scenarios are asserted by `tests/test_reliability.py` in "
         "`make test`.",
         "",
         "| case | how it is tested | figure measured |",

@@ -7,6 +7,7 @@ Shared by tests/test_reliability.py (which asserts on them) and tests/reliabilit
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 from collections import Counter
@@ -70,6 +71,7 @@ class Drain:
     refused: int  # UNAVAILABLE before being accepted (shutting down, or port closed)
     lost: int  # anything else: accepted work that did not complete
     codes: dict[str, int]
+    details: dict[str, str]  # one message per code other than OK
     exit_code: int | None
     exit_seconds: float
 
@@ -81,9 +83,13 @@ def _refusal(err: grpc.aio.AioRpcError) -> bool:
     )
 
 
-async def drain_under_load(server: ServerProcess, rate: float, seconds: float = 4.0) -> Drain:
-    """Poisson load at `rate`; SIGTERM halfway; every request must end OK or refused."""
+async def drain_under_load(
+    server: ServerProcess, rate: float, seconds: float = 4.0, signal_at: float = 0.75
+) -> Drain:
+    """Steady load at `rate` for `seconds`, SIGTERM at `signal_at` of the way through;
+    every request must end OK or refused, and the server must report nothing unfinished."""
     results: list[str] = []
+    details: dict[str, str] = {}
     requests = Workload("embed", seed=3).requests(int(rate * seconds) + 1)
 
     async def one(stub: pb_grpc.TextInferenceStub, request: object) -> None:
@@ -91,7 +97,9 @@ async def drain_under_load(server: ServerProcess, rate: float, seconds: float = 
             await stub.Embed(request, timeout=60)
             results.append("OK")
         except grpc.aio.AioRpcError as err:
-            results.append("REFUSED" if _refusal(err) else err.code().name)
+            code = "REFUSED" if _refusal(err) else err.code().name
+            results.append(code)
+            details.setdefault(code, err.details() or "")
 
     async with grpc.aio.insecure_channel(server.target) as channel:
         stub = pb_grpc.TextInferenceStub(channel)
@@ -101,7 +109,7 @@ async def drain_under_load(server: ServerProcess, rate: float, seconds: float = 
         for i, request in enumerate(requests):
             due = started + i / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            if stopped_at is None and time.perf_counter() - started >= seconds / 2:
+            if stopped_at is None and time.perf_counter() - started >= seconds * signal_at:
                 server.process.send_signal(signal.SIGTERM)
                 stopped_at = time.perf_counter()
             tasks.append(asyncio.create_task(one(stub, request)))
@@ -109,11 +117,14 @@ async def drain_under_load(server: ServerProcess, rate: float, seconds: float = 
     exit_code = await asyncio.to_thread(server.process.wait, 60)
     exit_seconds = time.perf_counter() - (stopped_at or started)
     codes = Counter(results)
+    unfinished = re.search(r"drained: (\d+) accepted request\(s\) left unfinished", server.log())
+    server_lost = int(unfinished.group(1)) if unfinished else -1  # -1: never said
     return Drain(
         accepted=codes["OK"],
         refused=codes["REFUSED"],
-        lost=sum(v for k, v in codes.items() if k not in {"OK", "REFUSED"}),
+        lost=sum(v for k, v in codes.items() if k not in {"OK", "REFUSED"}) + abs(server_lost),
         codes=dict(codes),
+        details=details,
         exit_code=exit_code,
         exit_seconds=exit_seconds,
     )

@@ -23,6 +23,7 @@ LONG_TEXTS = ["lorem ipsum dolor sit amet " * 60] * 64
 BUSY_FLAGS = (
     "--max-batch-tokens", "16384", "--max-batch-size", "64",
     "--max-queued-tokens", "20000", "--max-texts", "128",
+    "--sessions", "1",  # one batch at a time: what queues behind it is then certain
 )  # fmt: skip
 
 

@@ -52,7 +52,7 @@ def test_sigterm_under_load_loses_nothing(repository: Path) -> None:
         result = asyncio.run(drain_under_load(proc, rate=15.0, seconds=4.0))
     finally:
         proc.stop()
-    assert result.lost == 0, result.codes
+    assert result.lost == 0, (result.codes, result.details)
     assert result.accepted > 0 and result.refused > 0
     assert result.exit_code == 0 and result.exit_seconds < 30
 

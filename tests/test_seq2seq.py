@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 import yaml
 
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
@@ -233,3 +235,22 @@ def test_a_cancelled_stream_does_not_disturb_the_model(
     assert stub.Summarize(pb.SummarizeRequest(text=TEXTS[2], model="tiny-bart"), timeout=10)
     metrics = seq2seq_server.scrape()
     assert 'attnserve_generated_tokens_total{model="tiny-bart"}' in metrics
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_kserve_v2_summarize_equals_v1(
+    name: str, stub: pb_grpc.TextInferenceStub, seq2seq_server: ServerProcess
+) -> None:
+    texts = ["the tower was built in paris", "a river runs north of the city in winter"]
+    client = grpcclient.InferenceServerClient(url=seq2seq_server.target)
+    tensor = grpcclient.InferInput("TEXT", [len(texts)], "BYTES")
+    tensor.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=object))
+    result = client.infer(f"{name}.summarize", [tensor])
+    v2 = [s.decode() for s in result.as_numpy("SUMMARY")]
+    v1 = [
+        stub.Summarize(pb.SummarizeRequest(text=t, model=name), timeout=60).summary for t in texts
+    ]
+    assert v2 == v1
+    with pytest.raises(grpcclient.InferenceServerException) as info:
+        client.get_model_metadata(name)  # the bare graphs of a seq2seq model are not served
+    assert "FAILED_PRECONDITION" in str(info.value.status())

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 import yaml
 
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
@@ -278,3 +280,23 @@ def test_bad_options_are_invalid_argument(
 def test_server_still_answers(stub: pb_grpc.TextInferenceStub) -> None:
     reply = stub.Answer(pb.AnswerRequest(question="who?", context=LONG_CONTEXT), timeout=10)
     assert reply.model == "bert" and len(reply.answers) == 1
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_kserve_v2_answer_equals_v1(
+    architecture: str, stub: pb_grpc.TextInferenceStub, span_server: ServerProcess
+) -> None:
+    case = cases(seed=5)[0]
+    client = grpcclient.InferenceServerClient(url=span_server.target)
+    inputs = []
+    for name, value in (("QUESTION", case.question), ("CONTEXT", case.context)):
+        tensor = grpcclient.InferInput(name, [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([value.encode()], dtype=object))
+        inputs.append(tensor)
+    result = client.infer(f"{architecture}.answer", inputs)
+    request = pb.AnswerRequest(question=case.question, context=case.context, model=architecture)
+    v1 = stub.Answer(request, timeout=30).answers
+    assert result.as_numpy("ANSWER")[0].decode() == (v1[0].text if v1 else "")
+    # the bare graph gives the span logits, one per token
+    meta = client.get_model_metadata(architecture)
+    assert [o.name for o in meta.outputs] == ["start_logits", "end_logits"]

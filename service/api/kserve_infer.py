@@ -20,9 +20,11 @@ from service.api.protos.inference import grpc_predict_v2_pb2 as pb
 from service.errors import InvalidArgument
 from service.metrics import Metrics
 from service.repository import Model
+from service.seq2seq.pipeline import Options
 from service.tasks.answer import answer
 from service.tasks.embed import embed
-from service.tasks.encoder import SentenceEncoder
+from service.tasks.encoder import Limits, check_text
+from service.tasks.span_qa import SpanRequest
 from service.tasks.summarize import summarize
 
 T = TypeVar("T")
@@ -38,58 +40,79 @@ async def infer(
     params: Params,
     deadline: float | None,
 ) -> dict[str, Tensor]:
-    """The model's outputs by name, for inputs already checked by read_inputs."""
-    encoder = model.encoder
-    assert encoder is not None  # the catalogue only hands out ready models
+    """The model's outputs by name, for inputs already checked by read_inputs.
+
+    The catalogue only hands out ready models and tasks they can do; each task goes to the
+    pipeline the model has for it, as in attnserve.v1.
+    """
+    limits = catalogue.limits()
     if v2.task == BARE:
         outputs = catalogue.outputs(v2, model)
-        vocab = (encoder.tokenizer.vocab_size, catalogue.type_vocabulary(model))
-        return await _bare(encoder, metrics, inputs, outputs, vocab, deadline)
+        return await _bare(catalogue, model, metrics, inputs, outputs, deadline)
     if v2.task == "embed":
-        items = _texts(encoder, inputs["TEXT"])
+        assert model.encoder is not None
+        items = _texts(limits, inputs["TEXT"])
         normalize = bool_parameter(params, "normalize", True)
-        vectors = await embed(encoder, items, normalize, deadline)
+        vectors = await embed(model.encoder, items, normalize, deadline)
         return _named(Tensor("EMBEDDING", "FP32", vectors.values.shape, array=vectors.values))
     if v2.task == "answer":
-        questions = _texts(encoder, inputs["QUESTION"])
-        contexts = _texts(encoder, inputs["CONTEXT"])
-        if len(questions) != len(contexts):
-            raise InvalidArgument(
-                f"QUESTION has {len(questions)} elements and CONTEXT {len(contexts)}; "
-                "send one question per context"
-            )
-        results = await _gather(
-            answer(encoder, q, c, 1, deadline) for q, c in zip(questions, contexts, strict=True)
-        )
-        best = [r.answers[0] if r.answers else None for r in results]  # none: "" and 0
-        texts = [b.text.encode() if b else b"" for b in best]
-        scores = np.array([b.score if b else 0.0 for b in best], dtype=np.float32)
-        return _named(
-            Tensor("ANSWER", BYTES, (len(best),), items=texts),
-            Tensor("SCORE", "FP32", (len(best),), array=scores),
-        )
+        return await _answer(model, limits, inputs, deadline)
     assert v2.task == "summarize"
-    items = _texts(encoder, inputs["TEXT"])
-    picks = int_parameter(params, "max_sentences", 0)  # 0: the server's default
-    summaries = await _gather(summarize(encoder, text, picks, deadline) for text in items)
-    texts = [s.text.encode() for s in summaries]
+    items = _texts(limits, inputs["TEXT"])
+    if model.summarizer is not None:
+        abstracts = await _gather(
+            model.summarizer.summarize(text, Options(), deadline) for text in items
+        )
+        texts = [a.text.encode() for a in abstracts]
+    else:
+        assert model.encoder is not None
+        picks = int_parameter(params, "max_sentences", 0)  # 0: the server's default
+        summaries = await _gather(summarize(model.encoder, text, picks, deadline) for text in items)
+        texts = [s.text.encode() for s in summaries]
     return _named(Tensor("SUMMARY", BYTES, (len(texts),), items=texts))
+
+
+async def _answer(
+    model: Model, limits: Limits, inputs: dict[str, Tensor], deadline: float | None
+) -> dict[str, Tensor]:
+    questions = _texts(limits, inputs["QUESTION"])
+    contexts = _texts(limits, inputs["CONTEXT"])
+    if len(questions) != len(contexts):
+        raise InvalidArgument(
+            f"QUESTION has {len(questions)} elements and CONTEXT {len(contexts)}; "
+            "send one question per context"
+        )
+    pairs = zip(questions, contexts, strict=True)
+    if model.span_qa is not None:
+        span_qa = model.span_qa
+        results = await _gather(span_qa.answer(SpanRequest(q, c), deadline) for q, c in pairs)
+    else:
+        assert model.encoder is not None
+        encoder = model.encoder
+        results = await _gather(answer(encoder, q, c, 1, deadline) for q, c in pairs)
+    best = [r.answers[0] if r.answers else None for r in results]  # none: "" and 0
+    texts = [b.text.encode() if b else b"" for b in best]
+    scores = np.array([b.score if b else 0.0 for b in best], dtype=np.float32)
+    return _named(
+        Tensor("ANSWER", BYTES, (len(best),), items=texts),
+        Tensor("SCORE", "FP32", (len(best),), array=scores),
+    )
 
 
 def _named(*tensors: Tensor) -> dict[str, Tensor]:
     return {t.name: t for t in tensors}
 
 
-def _texts(encoder: SentenceEncoder, tensor: Tensor) -> list[str]:
+def _texts(limits: Limits, tensor: Tensor) -> list[str]:
     items = decode_texts(tensor)
     if not items:
         raise InvalidArgument(f"{tensor.name} is empty: send at least one element")
-    if len(items) > encoder.limits.max_texts:
+    if len(items) > limits.max_texts:
         raise InvalidArgument(
-            f"{tensor.name} has {len(items)} elements; the limit is {encoder.limits.max_texts}"
+            f"{tensor.name} has {len(items)} elements; the limit is {limits.max_texts}"
         )
     for i, text in enumerate(items):
-        encoder.check_text(text, f"{tensor.name}[{i}]")
+        check_text(text, f"{tensor.name}[{i}]", limits)
     return items
 
 
@@ -106,13 +129,16 @@ async def _gather(calls: Iterable[Awaitable[T]]) -> list[T]:
 
 
 async def _bare(
-    encoder: SentenceEncoder,
+    catalogue: Catalogue,
+    model: Model,
     metrics: Metrics,
     inputs: dict[str, Tensor],
     outputs: Sequence[TensorSpec],
-    vocab: tuple[int, int],
     deadline: float | None,
 ) -> dict[str, Tensor]:
+    scheduler, tokenizer = model.scheduler, model.tokenizer
+    assert scheduler is not None and tokenizer is not None  # the catalogue checked
+    max_rows = catalogue.limits().max_texts
     ids = inputs["input_ids"].values()
     mask = inputs["attention_mask"].values()
     types = inputs["token_type_ids"].values() if "token_type_ids" in inputs else None
@@ -125,24 +151,22 @@ async def _bare(
     rows, length = ids.shape
     if rows == 0 or length == 0:
         raise InvalidArgument(f"input 'input_ids' has shape {list(ids.shape)}: it is empty")
-    if rows > encoder.limits.max_texts:
-        raise InvalidArgument(
-            f"input 'input_ids' has {rows} rows; the limit is {encoder.limits.max_texts}"
-        )
-    if length > encoder.tokenizer.max_length:
+    if rows > max_rows:
+        raise InvalidArgument(f"input 'input_ids' has {rows} rows; the limit is {max_rows}")
+    if length > tokenizer.max_length:
         raise InvalidArgument(
             f"input 'input_ids' has {length} tokens per row; the model takes at most "
-            f"{encoder.tokenizer.max_length}"
+            f"{tokenizer.max_length}"
         )
     lengths = _lengths(mask)
     real = mask.astype(bool)
-    _check_range(ids[real], vocab[0], "input_ids")
+    _check_range(ids[real], tokenizer.vocab_size, "input_ids")
     if types is not None:
-        _check_range(types[real], vocab[1], "token_type_ids")
+        _check_range(types[real], catalogue.type_vocabulary(model), "token_type_ids")
     token_rows = [ids[i, : lengths[i]] for i in range(rows)]
     type_rows = None if types is None else [types[i, : lengths[i]] for i in range(rows)]
-    per_row = await encoder.scheduler.submit(token_rows, type_rows, deadline=deadline)
-    metrics.input_tokens.labels(encoder.model, BARE).inc(int(lengths.sum()))
+    per_row = await scheduler.submit(token_rows, type_rows, deadline=deadline)
+    metrics.input_tokens.labels(model.name, BARE).inc(int(lengths.sum()))
     result: dict[str, Tensor] = {}
     for j, spec in enumerate(outputs):
         parts = [row[j] for row in per_row]

@@ -16,6 +16,7 @@ from service.api.kserve_tensors import BYTES, TensorSpec
 from service.api.protos.inference import grpc_predict_v2_pb2 as pb
 from service.errors import ModelNotFound, TaskNotSupported
 from service.repository import ENCODER_TASKS, Model, Repository
+from service.tasks.encoder import Limits
 
 BARE = "infer"  # the task label of a bare-model request, in metrics too
 VERSION = "1"
@@ -69,17 +70,24 @@ class Catalogue:
     def __init__(self, repository: Repository) -> None:
         self._repo = repository
 
+    def limits(self) -> Limits:
+        settings = self._repo.settings
+        return Limits(settings.max_text_chars, settings.max_texts)
+
     def names(self, ready_only: bool = True) -> list[str]:
         out = []
         for model in self._repo.models.values():
             if model.ready or not ready_only:
-                out += [model.name, *(f"{model.name}.{task}" for task in model.tasks)]
+                bare = [model.name] if _serves_bare(model) else []
+                out += [*bare, *(f"{model.name}.{task}" for task in model.tasks)]
         return out
 
     def exists(self, v2: V2Name) -> bool:
         """Whether the name is one of ours (whatever the model's state)."""
         model = self._repo.models.get(v2.model)
-        return model is not None and (v2.task == BARE or v2.task in model.tasks)
+        if model is None:
+            return False
+        return _serves_bare(model) if v2.task == BARE else v2.task in model.tasks
 
     def check(self, name: str, version: str) -> V2Name:
         """The parsed name if it is one of ours; NOT_FOUND or FAILED_PRECONDITION if not."""
@@ -96,15 +104,18 @@ class Catalogue:
             raise TaskNotSupported(
                 f"model {v2.model!r} cannot {v2.task}; it can: {', '.join(model.tasks)}"
             )
+        if v2.task == BARE and not _serves_bare(model):
+            tasks = ", ".join(f"{v2.model}.{t}" for t in model.tasks)
+            raise TaskNotSupported(
+                f"model {v2.model!r} is an encoder-decoder: its graphs are not served bare; "
+                f"use {tasks}"
+            )
         return v2
 
     def lookup(self, name: str, version: str) -> tuple[V2Name, Model]:
         """The ready model behind a V2 name; NOT_FOUND, FAILED_PRECONDITION or UNAVAILABLE."""
         v2 = self.check(name, version)
-        if v2.task == BARE:
-            return v2, self._repo.resolve(v2.model)
-        model, _ = self._repo.encoder_for(v2.model, v2.task)
-        return v2, model
+        return v2, self._repo.resolve(v2.model)
 
     # -- tensors ------------------------------------------------------------------------
 
@@ -203,6 +214,12 @@ class Catalogue:
             ),
             parameters={k: pb.ModelParameter(string_value=v) for k, v in parameters.items()},
         )
+
+
+def _serves_bare(model: Model) -> bool:
+    # Encoders and span-QA heads take token ids in one graph; seq2seq models have two
+    # graphs and a search loop, so V2 clients get only their summarize view.
+    return model.manifest is None or model.manifest.seq2seq is None
 
 
 @lru_cache(maxsize=64)

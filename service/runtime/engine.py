@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +43,23 @@ def _session_options(threads: int) -> ort.SessionOptions:
 
 
 class Engine:
-    """One or more onnxruntime sessions over the same ONNX file."""
+    """onnxruntime sessions over the same ONNX file, as many as batches may run at once.
+
+    With several sessions on a CPU, each gets an equal share of the threads, so that
+    batches side by side do not fight over cores; and one more session with all the
+    threads runs a batch that has the engine to itself, so that a lone request is as fast
+    as the machine allows (measured in docs/benchmarks.md).
+    """
 
     def __init__(
-        self, name: str, path: Path, providers: Sequence[str], threads: int, sessions: int
+        self,
+        name: str,
+        path: Path,
+        providers: Sequence[str],
+        threads: int,
+        sessions: Callable[[str], int],
     ) -> None:
+        """`sessions` gives the number of sessions for the provider that will run them."""
         available = set(ort.get_available_providers())
         wanted = [ORT_PROVIDERS[p] for p in providers]
         usable = [p for p in wanted if p in available]
@@ -55,25 +68,32 @@ class Engine:
                 f"none of the providers {list(providers)} is available "
                 f"(this onnxruntime has {sorted(available)})"
             )
-        options = _session_options(threads)
-        try:
-            self._sessions = [
-                ort.InferenceSession(str(path), sess_options=options, providers=usable)
-                for _ in range(sessions)
-            ]
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise EngineError(f"onnxruntime cannot load {path.name}: {exc}") from exc
+        count = sessions(SHORT_NAMES[usable[0]])
+        share = max(1, threads // count)
+
+        def load(session_threads: int) -> ort.InferenceSession:
+            try:
+                return ort.InferenceSession(
+                    str(path), sess_options=_session_options(session_threads), providers=usable
+                )
+            except Exception as exc:  # onnxruntime raises its own untyped errors
+                raise EngineError(f"onnxruntime cannot load {path.name}: {exc}") from exc
+
+        self._sessions = [load(share) for _ in range(count)]
+        self._wide = load(threads) if share < threads else None
         # What really runs: onnxruntime-gpu silently drops CUDA when its libraries are missing.
         active = self._sessions[0].get_providers()
         self.providers = [SHORT_NAMES.get(p, p) for p in active]
         self.provider = self.providers[0]
         skipped = [SHORT_NAMES[p] for p in wanted if p not in active]
+        shape = f"{count} session(s) x {share} thread(s)"
+        if self._wide is not None:
+            shape += f", {threads} threads for a batch alone"
         log.info(
-            "model %s runs on %s (%d session(s) x %d threads)%s",
+            "model %s runs on %s (%s)%s",
             name,
             active[0],
-            sessions,
-            threads,
+            shape,
             f"; not available here: {', '.join(skipped)}" if skipped else "",
         )
         first = self._sessions[0]
@@ -82,6 +102,8 @@ class Engine:
         self._free: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
         for session in self._sessions:
             self._free.put(session)
+        self._running = 0
+        self._lock = threading.Lock()
 
     @property
     def concurrency(self) -> int:
@@ -95,8 +117,17 @@ class Engine:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Run one batch on a free session (blocks; call from a worker thread)."""
-        session = self._free.get()
+        with self._lock:
+            alone = self._running == 0
+            self._running += 1
         try:
-            return list(session.run(self.output_names, dict(feeds)))
+            if alone and self._wide is not None:
+                return list(self._wide.run(self.output_names, dict(feeds)))
+            session = self._free.get()
+            try:
+                return list(session.run(self.output_names, dict(feeds)))
+            finally:
+                self._free.put(session)
         finally:
-            self._free.put(session)
+            with self._lock:
+                self._running -= 1

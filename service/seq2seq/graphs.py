@@ -16,6 +16,11 @@ from service.seq2seq.cache import BatchCache
 from service.seq2seq.spec import Seq2SeqSpec
 
 
+def _one(provider: str) -> int:
+    # One session per graph: the decoder loop runs one step at a time.
+    return 1
+
+
 class GraphMismatch(ValueError):
     """The graphs' inputs or outputs are not what model.yaml describes."""
 
@@ -38,8 +43,12 @@ class Seq2SeqGraphs:
         threads: int,
     ) -> None:
         self.spec = spec
-        self.encoder = Engine(f"{name}.encoder", folder / spec.encoder_file, providers, threads, 1)
-        self.decoder = Engine(f"{name}.decoder", folder / spec.decoder_file, providers, threads, 1)
+        self.encoder = Engine(
+            f"{name}.encoder", folder / spec.encoder_file, providers, threads, _one
+        )
+        self.decoder = Engine(
+            f"{name}.decoder", folder / spec.decoder_file, providers, threads, _one
+        )
         layers = range(spec.num_layers)
         self._cross = [f"cross.{i}.{part}" for i in layers for part in ("key", "value")]
         self._past = [f"past.{i}.{part}" for i in layers for part in ("key", "value")]

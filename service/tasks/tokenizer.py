@@ -32,7 +32,12 @@ class TextTokenizer:
         return int(self._tok.get_vocab_size(with_added_tokens=True))
 
     def encode(self, texts: list[str]) -> list[Encoded]:
-        encodings = self._tok.encode_batch(texts)
+        # One text: no thread pool (waking the library's idle workers costs more than the
+        # work). Several: in parallel, without the character offsets no caller here needs.
+        if len(texts) == 1:
+            encodings = [self._tok.encode(texts[0])]
+        else:
+            encodings = self._tok.encode_batch_fast(texts)
         return [
             Encoded(np.asarray(e.ids, dtype=np.int64), truncated=bool(e.overflowing))
             for e in encodings
