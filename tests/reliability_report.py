@@ -80,7 +80,7 @@ def main() -> int:
         f"{load.rss_after_mb:.0f} MB after |",
         f"| Recovery when load drops | 40 requests, 2 clients, right after | codes "
         f"{load.recovery.codes}; p50 {load.recovery.p50_ms:.0f} ms |",
-        f"| SIGTERM under load ({rate:.1f} req/s, signal halfway through 6 s) | "
+        f"| SIGTERM under load ({rate:.1f} req/s, SIGTERM at 85% of a 6 s run) | "
         f"`tests/scenarios.py::drain_under_load` | {drain.accepted} completed, "
         f"{drain.refused} refused with UNAVAILABLE, **{drain.lost} lost**; exit code "
         f"{drain.exit_code} {drain.exit_seconds:.1f} s after SIGTERM |",
