@@ -15,7 +15,9 @@ import torch
 from transformers import AutoModel, AutoModelForQuestionAnswering
 from transformers.utils import logging as transformers_logging
 
+from export import fusion
 from export.errors import ExportError
+from export.progress import Progress
 from export.source import SourceFolder
 
 # config.model_type → the onnxruntime.transformers optimizer that fuses it. All of these are
@@ -183,3 +185,25 @@ def export_onnx(encoder: Encoder, path: Path, opset: int) -> None:
             },
             do_constant_folding=True,
         )
+
+
+def export_fused(
+    model: Encoder, work: Path, opset: int, allow_unfused: bool, progress: Progress
+) -> tuple[Path, fusion.GraphSummary, bool]:
+    """Export to ONNX in `work` and fuse it; fail unless every layer's attention became one
+    fused node (or `allow_unfused`). Returns the fused graph, its op counts, and whether it
+    is fully fused."""
+    raw, fused = work / "raw.onnx", work / "fused.onnx"
+    progress.step(f"exporting ONNX (legacy TorchScript exporter, opset {opset})")
+    export_onnx(model, raw, opset)
+    progress.step(f"fusing with onnxruntime's {model.optimizer_type} optimizer")
+    fusion.fuse(raw, fused, model.optimizer_type, model.num_heads, model.hidden_size)
+    summary = fusion.summarize_graph(fused)
+    fully_fused = summary.attention == model.num_layers
+    if not fully_fused and not allow_unfused:
+        raise ExportError(
+            f"attention fusion incomplete: {summary.attention} fused Attention nodes for "
+            f"{model.num_layers} layers (bare Softmax: {summary.unfused.get('Softmax', 0)}); "
+            "pass --allow-unfused to export it anyway"
+        )
+    return fused, summary, fully_fused

@@ -51,20 +51,9 @@ def export(
         staged_directory(out) as staging,
     ):
         work = Path(work_name)
-        raw, fused = work / "raw.onnx", work / "fused.onnx"
-        progress.step(f"exporting ONNX (legacy TorchScript exporter, opset {opset})")
-        encoder.export_onnx(model, raw, opset)
-
-        progress.step(f"fusing with onnxruntime's {model.optimizer_type} optimizer")
-        fusion.fuse(raw, fused, model.optimizer_type, model.num_heads, model.hidden_size)
-        summary = fusion.summarize_graph(fused)
-        fully_fused = summary.fused.get("Attention", 0) == model.num_layers
-        if not fully_fused and not allow_unfused:
-            raise ExportError(
-                f"attention fusion incomplete: {summary.fused.get('Attention', 0)} fused "
-                f"Attention nodes for {model.num_layers} layers (bare Softmax: "
-                f"{summary.unfused['Softmax']}); pass --allow-unfused to export it anyway"
-            )
+        fused, summary, fully_fused = encoder.export_fused(
+            model, work, opset, allow_unfused, progress
+        )
 
         progress.step("checking fp32 parity with PyTorch")
         max_length = max_sequence_length(source, model.position_limit)

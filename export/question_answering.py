@@ -57,19 +57,9 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
         staged_directory(out) as staging,
     ):
         work = Path(work_name)
-        raw, fused = work / "raw.onnx", work / "fused.onnx"
-        progress.step(f"exporting ONNX (legacy TorchScript exporter, opset {opset})")
-        encoder.export_onnx(model, raw, opset)
-
-        progress.step(f"fusing with onnxruntime's {model.optimizer_type} optimizer")
-        fusion.fuse(raw, fused, model.optimizer_type, model.num_heads, model.hidden_size)
-        summary = fusion.summarize_graph(fused)
-        fully_fused = summary.attention == model.num_layers
-        if not fully_fused and not allow_unfused:
-            raise ExportError(
-                f"attention fusion incomplete: {summary.attention} fused Attention nodes for "
-                f"{model.num_layers} layers; pass --allow-unfused to export it anyway"
-            )
+        fused, summary, fully_fused = encoder.export_fused(
+            model, work, opset, allow_unfused, progress
+        )
 
         progress.step("checking fp32 parity of start and end logits with PyTorch")
         batch = parity.tokenize(
