@@ -12,6 +12,7 @@ from tests.scenarios import drain_under_load, overload
 from tests.server_process import ROOT, ServerProcess, link_model, require_default_model
 
 DOC = ROOT / "docs" / "reliability.md"
+DRAIN_LINGER_S = 3.0  # longer than the load that follows SIGTERM (15% of 6 s)
 
 STATIC_ROWS = [
     ("Bad input on every RPC of both APIs (random Unicode, zero-width, RTL, emoji, empty, "
@@ -51,7 +52,7 @@ def main() -> int:
             load = asyncio.run(overload(server, factor=3.0, seconds=10.0))
         finally:
             server.stop()
-        server = ServerProcess(root)
+        server = ServerProcess(root, "--drain-linger-s", str(DRAIN_LINGER_S))
         server.wait_serving()
         rate = 0.7 * load.capacity.throughput
         drain = asyncio.run(drain_under_load(server, rate=rate, seconds=6.0, signal_at=0.85))
@@ -80,7 +81,8 @@ def main() -> int:
         f"{load.rss_after_mb:.0f} MB after |",
         f"| Recovery when load drops | 40 requests, 2 clients, right after | codes "
         f"{load.recovery.codes}; p50 {load.recovery.p50_ms:.0f} ms |",
-        f"| SIGTERM under load ({rate:.1f} req/s, SIGTERM at 85% of a 6 s run) | "
+        f"| SIGTERM under load ({rate:.1f} req/s, SIGTERM at 85% of a 6 s run, "
+        f"--drain-linger-s {DRAIN_LINGER_S:g}) | "
         f"`tests/scenarios.py::drain_under_load` | {drain.accepted} completed, "
         f"{drain.refused} refused with UNAVAILABLE, **{drain.lost} lost**; exit code "
         f"{drain.exit_code} {drain.exit_seconds:.1f} s after SIGTERM |",

@@ -46,7 +46,9 @@ def test_overload_is_refused_fast_and_the_server_recovers(fresh_server: ServerPr
 
 
 def test_sigterm_under_load_loses_nothing(repository: Path) -> None:
-    proc = ServerProcess(repository)
+    # The load goes on for 1 s after SIGTERM; the linger (3 s) outlasts it, so every late
+    # caller meets UNAVAILABLE and none is caught by the port closing under it.
+    proc = ServerProcess(repository, "--drain-linger-s", "3")
     proc.wait_serving()
     try:
         result = asyncio.run(drain_under_load(proc, rate=15.0, seconds=4.0))
