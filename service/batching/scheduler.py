@@ -13,6 +13,7 @@ token budget, or when its oldest row has waited ``max_queue_delay``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -98,9 +99,7 @@ class Scheduler:
         self._workers = ThreadPoolExecutor(
             max_workers=engine.concurrency + 1, thread_name_prefix=f"engine-{model}"
         )
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[None]] = set()  # keeps batch tasks referenced
+        self._timer_pending = False  # a look at the queue is scheduled (queue delay)
         self._closed = False
         # Engine throughput in real tokens per second, a moving average over batches.
         self._tokens_per_second = 0.0
@@ -142,7 +141,7 @@ class Scheduler:
         timer = None
         if deadline is not None:
             timer = loop.call_later(max(0.0, deadline - now), self._expire, entry)
-        self._ensure_running()
+        self._pump()
         try:
             return await done
         except asyncio.CancelledError:
@@ -181,8 +180,6 @@ class Scheduler:
         self._closed = True
         while len(self._queue) or self._dispatched:
             await asyncio.sleep(0.01)
-        if self._task is not None:
-            self._task.cancel()
         self._workers.shutdown(wait=True)
 
     @property
@@ -190,13 +187,6 @@ class Scheduler:
         return len(self._queue)
 
     # -- inside ---------------------------------------------------------------------------
-
-    def _ensure_running(self) -> None:
-        if self._task is None:
-            self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._dispatch_loop())
-        assert self._wake is not None
-        self._wake.set()
 
     def _expire(self, entry: Entry) -> None:
         future = entry.waiter
@@ -231,28 +221,33 @@ class Scheduler:
         due = oldest + self.config.max_queue_delay
         return now >= due, due
 
-    async def _dispatch_loop(self) -> None:
-        assert self._wake is not None
+    def _pump(self) -> None:
+        """Cut and start every batch the dispatch rule allows now (on the event loop).
+
+        Called when rows arrive, when a batch finishes, and when a queue delay runs out;
+        batches go straight to a worker thread, with no task in between.
+        """
         loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while len(self._queue):
-                now = self._clock()
-                go, due = self._ready_to_dispatch(now)
-                if not go:
-                    if due is not None:
-                        loop.call_later(max(0.0, due - now), self._wake.set)
-                    break
-                batch = self._next_batch()
-                if batch is None:
-                    break
-                self._dispatched += 1
-                self._publish_depth()
-                self._record_batch(batch, now)
-                task = loop.create_task(self._execute(batch))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
+        while len(self._queue):
+            now = self._clock()
+            go, due = self._ready_to_dispatch(now)
+            if not go:
+                if due is not None and not self._timer_pending:
+                    self._timer_pending = True
+                    loop.call_later(max(0.0, due - now), self._on_timer)
+                return
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._dispatched += 1
+            self._publish_depth()
+            self._record_batch(batch, now)
+            running = loop.run_in_executor(self._workers, self._run_batch, batch)
+            running.add_done_callback(functools.partial(self._finish, batch))
+
+    def _on_timer(self) -> None:
+        self._timer_pending = False
+        self._pump()
 
     def _next_batch(self) -> Batch | None:
         if self.config.policy == "count":
@@ -281,23 +276,22 @@ class Scheduler:
         outputs = self._engine.run(feeds)
         return split_outputs(outputs, batch), time.perf_counter() - started
 
-    async def _execute(self, batch: Batch) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            per_row, seconds = await loop.run_in_executor(self._workers, self._run_batch, batch)
+    def _finish(
+        self, batch: Batch, done: asyncio.Future[tuple[list[tuple[np.ndarray, ...]], float]]
+    ) -> None:
+        self._dispatched -= 1
+        error = done.exception() if not done.cancelled() else RuntimeError("cancelled")
+        if error is not None:
+            log.error("model %s: batch of %d rows failed: %s", self.model, len(batch.rows), error)
+            for row in batch.rows:
+                _fail(row.entry, Unavailable(f"model {self.model} failed to run: {error}"))
+        else:
+            per_row, seconds = done.result()
             self._metrics.inference_duration.labels(self.model).observe(seconds)
             self._observe_rate(batch.real_tokens, seconds)
-        except Exception as exc:
-            log.exception("model %s: batch of %d rows failed", self.model, len(batch.rows))
-            for row in batch.rows:
-                _fail(row.entry, Unavailable(f"model {self.model} failed to run: {exc}"))
-        else:
             for row, outputs in zip(batch.rows, per_row, strict=True):
                 _deliver(row, outputs)
-        finally:
-            self._dispatched -= 1
-            assert self._wake is not None
-            self._wake.set()
+        self._pump()
 
 
 def _deliver(row: Row, outputs: tuple[np.ndarray, ...]) -> None:
