@@ -182,10 +182,6 @@ class Scheduler:
             await asyncio.sleep(0.01)
         self._workers.shutdown(wait=True)
 
-    @property
-    def queued_rows(self) -> int:
-        return len(self._queue)
-
     # -- inside ---------------------------------------------------------------------------
 
     def _expire(self, entry: Entry) -> None:

@@ -109,9 +109,6 @@ class Engine:
     def concurrency(self) -> int:
         return len(self._sessions)
 
-    def inputs(self) -> list[ort.NodeArg]:
-        return list(self._sessions[0].get_inputs())
-
     def outputs(self) -> list[ort.NodeArg]:
         return list(self._sessions[0].get_outputs())
 
