@@ -20,12 +20,14 @@ import numpy as np
 import yaml
 
 from bench import engine as eng
-from bench.server_load import LoadResult, Server, run_load
+from bench.server_load import LoadResult, Server, run_blocking, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 CORPUS = ROOT / "service" / "loadtest" / "corpus.txt"
 THREADS = 2
+DEFAULT = "batching on (tokens, defaults)"
+BLOCKING = "batching on (tokens, defaults), blocking client"
 
 
 def free_port() -> int:
@@ -131,7 +133,7 @@ def sentence_transformers_section(results: dict[str, Any], texts: list[str]) -> 
 
 def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> None:
     configs: list[tuple[str, list[str], str, tuple[int, ...]]] = [
-        ("batching on (tokens, defaults)", [], "minilm", (1, 8, 64)),
+        (DEFAULT, [], "minilm", (1, 8, 64)),
         ("batching off (max batch 1)", ["--max-batch-size", "1"], "minilm", (1, 8, 64)),
         (
             "count-based, arrival order, 32",
@@ -160,6 +162,10 @@ def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> No
                 result = run_load(server, model, texts[:n], c)
                 log(f"server {label}, concurrency {c}: {asdict(result)}")
                 runs.append({"config": label, "flags": flags, "model": model, **asdict(result)})
+            if label == DEFAULT:
+                result = run_blocking(server, model, texts[:300])
+                log(f"server {label}, blocking client: {asdict(result)}")
+                runs.append({"config": BLOCKING, "flags": flags, "model": model, **asdict(result)})
     results["server"] = runs
 
 
