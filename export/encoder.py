@@ -6,9 +6,11 @@ for the bare encoder, `start_logits` and `end_logits` for a span question-answer
 """
 
 import inspect
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,8 +19,9 @@ from transformers.utils import logging as transformers_logging
 
 from export import fusion
 from export.errors import ExportError
+from export.manifest import MODEL_FILE, sha256_file
 from export.progress import Progress
-from export.source import SourceFolder
+from export.source import CONFIG_FILE, TOKENIZER_FILE, SourceFolder
 
 # config.model_type → the onnxruntime.transformers optimizer that fuses it. All of these are
 # post-LayerNorm BERT-style blocks, which the "bert" optimizer's attention fusion matches —
@@ -102,13 +105,14 @@ def check_supported(source: SourceFolder, head: Head = HIDDEN_STATES) -> str:
     return optimizer_type
 
 
-def load_encoder(source: SourceFolder, head: Head = HIDDEN_STATES) -> Encoder:
-    optimizer_type = check_supported(source, head)
+def load_pretrained(auto_class: Any, source: SourceFolder) -> Any:
+    """The source's weights in float32 with eager attention, in eval mode; ExportError with
+    transformers' first line of explanation when they cannot be loaded."""
     # One progress line per export step is ours to print; the weight-loading bar would break it.
     transformers_logging.disable_progress_bar()
     # Eager attention: its MatMul/Softmax pattern is what the optimizer fuses; sdpa is not.
     try:
-        model = head.auto_class.from_pretrained(
+        return auto_class.from_pretrained(
             str(source.path),
             attn_implementation="eager",
             dtype=torch.float32,
@@ -118,6 +122,11 @@ def load_encoder(source: SourceFolder, head: Head = HIDDEN_STATES) -> Encoder:
         # transformers explains missing or mismatched weights over several lines: keep the first.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise ExportError(f"cannot load the model in {source.path}: {first_line}") from error
+
+
+def load_encoder(source: SourceFolder, head: Head = HIDDEN_STATES) -> Encoder:
+    optimizer_type = check_supported(source, head)
+    model = load_pretrained(head.auto_class, source)
     takes = inspect.signature(model.forward).parameters
     input_names = ["input_ids", "attention_mask"]
     if "token_type_ids" in takes:
@@ -207,3 +216,12 @@ def export_fused(
             "pass --allow-unfused to export it anyway"
         )
     return fused, summary, fully_fused
+
+
+def stage_files(graph: Path, source: SourceFolder, staging: Path) -> dict[str, str]:
+    """Put the graph, the tokenizer and the config into the model folder being built; the
+    sha256 of the files the server loads, for model.yaml."""
+    shutil.move(graph, staging / MODEL_FILE)
+    shutil.copyfile(source.tokenizer_path, staging / TOKENIZER_FILE)
+    shutil.copyfile(source.config_path, staging / CONFIG_FILE)
+    return {name: sha256_file(staging / name) for name in (MODEL_FILE, TOKENIZER_FILE)}

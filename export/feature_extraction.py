@@ -4,7 +4,6 @@ A sentence encoder serves embed directly, and summarize and answer by ranking em
 sentences, so this one graph backs all three serving tasks.
 """
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from export.output import staged_directory
 from export.progress import Progress
 from export.quantize import quantize_int8
 from export.source import (
-    CONFIG_FILE,
     TOKENIZER_FILE,
     SourceFolder,
     max_sequence_length,
@@ -74,9 +72,7 @@ def export(
             summary = fusion.summarize_graph(final)
 
         progress.step(f"writing {out}")
-        shutil.move(final, staging / MODEL_FILE)
-        shutil.copyfile(source.tokenizer_path, staging / TOKENIZER_FILE)
-        shutil.copyfile(source.config_path, staging / CONFIG_FILE)
+        hashes = encoder.stage_files(final, source, staging)
         manifest = Manifest(
             name=name,
             export_task=EXPORT_TASK,
@@ -85,10 +81,7 @@ def export(
             model_type=model.model_type,
             precision=precision,
             files={"model": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
-            sha256={
-                file_name: sha256_file(staging / file_name)
-                for file_name in (MODEL_FILE, TOKENIZER_FILE)
-            },
+            sha256=hashes,
             max_sequence_length=max_length,
             hidden_size=model.hidden_size,
             num_layers=model.num_layers,

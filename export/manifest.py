@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -94,7 +95,8 @@ class SpanManifest(Manifest):
     fusion_notes: list[str]  # what the optimizer left unfused, and why
 
 
-def write_manifest(manifest: Manifest, directory: Path) -> None:
+def write_manifest(manifest: Any, directory: Path) -> None:
+    """Any task's manifest dataclass as model.yaml, keys in field order."""
     text = yaml.safe_dump(asdict(manifest), sort_keys=False, default_flow_style=None, width=100)
     (directory / MANIFEST_FILE).write_text(text, encoding="utf-8")
 

@@ -5,7 +5,6 @@ Decoding defaults follow the transformers question-answering pipeline: windows o
 384 tokens, a document stride of min(window // 2, 128), answers of at most 15 tokens.
 """
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from export.manifest import (
 )
 from export.output import staged_directory
 from export.progress import Progress
-from export.source import CONFIG_FILE, TOKENIZER_FILE, SourceFolder, max_sequence_length
+from export.source import TOKENIZER_FILE, SourceFolder, max_sequence_length
 
 EXPORT_TASK = "question-answering"
 SERVING_TASKS = ["answer"]
@@ -70,9 +69,7 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
         require_parity(result, "fp32")
 
         progress.step(f"writing {out}")
-        shutil.move(fused, staging / MODEL_FILE)
-        shutil.copyfile(source.tokenizer_path, staging / TOKENIZER_FILE)
-        shutil.copyfile(source.config_path, staging / CONFIG_FILE)
+        hashes = encoder.stage_files(fused, source, staging)
         manifest = SpanManifest(
             name=name,
             export_task=EXPORT_TASK,
@@ -81,10 +78,7 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
             model_type=model.model_type,
             precision="fp32",
             files={"model": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
-            sha256={
-                file_name: sha256_file(staging / file_name)
-                for file_name in (MODEL_FILE, TOKENIZER_FILE)
-            },
+            sha256=hashes,
             max_sequence_length=window,
             hidden_size=model.hidden_size,
             num_layers=model.num_layers,

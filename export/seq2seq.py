@@ -31,8 +31,8 @@ import torch
 from torch import nn
 from transformers import AutoModelForSeq2SeqLM, GenerationConfig
 from transformers.models.t5.modeling_t5 import T5Attention
-from transformers.utils import logging as transformers_logging
 
+from export.encoder import load_pretrained
 from export.errors import ExportError
 from export.source import SourceFolder
 
@@ -119,17 +119,7 @@ def check_supported(source: SourceFolder) -> str:
 
 def load(source: SourceFolder) -> Seq2Seq:
     optimizer_type = check_supported(source)
-    transformers_logging.disable_progress_bar()
-    try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(
-            str(source.path),
-            attn_implementation="eager",
-            dtype=torch.float32,
-            local_files_only=True,
-        ).eval()
-    except (OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise ExportError(f"cannot load the model in {source.path}: {first_line}") from error
+    model = load_pretrained(AutoModelForSeq2SeqLM, source)
     config = model.config
     is_t5 = optimizer_type == "t5"
     if is_t5:

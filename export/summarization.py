@@ -7,20 +7,18 @@ generation defaults) besides the usual record (fused ops, parity, hashes, versio
 
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from export import fusion, seq2seq, seq2seq_parity
 from export.errors import ExportError
 from export.manifest import (
     FORMAT_VERSION,
-    MANIFEST_FILE,
     Source,
     created_now,
     library_versions,
     sha256_file,
+    write_manifest,
 )
 from export.output import staged_directory
 from export.progress import Progress
@@ -146,8 +144,7 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int) -> None:
             versions=library_versions(),
             created=created_now(),
         )
-        text = yaml.safe_dump(asdict(manifest), sort_keys=False, default_flow_style=None, width=100)
-        (staging / MANIFEST_FILE).write_text(text, encoding="utf-8")
+        write_manifest(manifest, staging)
     progress.finish(
         f"exported {name} to {out} (decoder logits max abs diff "
         f"{parity.decoder_max_abs_diff:.2g}; attention fused: {attention} nodes)"
