@@ -171,6 +171,8 @@ class Repository:
         self.settings = settings
         self.metrics = metrics
         self.models: dict[str, Model] = {}
+        # What one request may send, the same for every model and both APIs.
+        self.limits = Limits(settings.max_text_chars, settings.max_texts)
 
     def discover(self) -> list[str]:
         """Names of the model folders (those with a model.yaml), without loading them."""
@@ -226,7 +228,6 @@ class Repository:
         scheduler = Scheduler(
             model.name, engine, batching, manifest.max_sequence_length, self.metrics
         )
-        limits = Limits(self.settings.max_text_chars, self.settings.max_texts)
         model.engine = engine
         if manifest.span is not None:
             if engine.output_names != SPAN_OUTPUTS:
@@ -237,11 +238,11 @@ class Repository:
                 manifest.span.cls_token_id,
             )
             model.span_qa = SpanQA(
-                model.name, windows, scheduler, manifest.span, limits, self.metrics
+                model.name, windows, scheduler, manifest.span, self.limits, self.metrics
             )
         else:
             model.encoder = SentenceEncoder(
-                model.name, tokenizer, scheduler, manifest.pooling, limits, self.metrics
+                model.name, tokenizer, scheduler, manifest.pooling, self.limits, self.metrics
             )
         model.scheduler, model.tokenizer = scheduler, tokenizer
         model.providers = engine.providers
@@ -275,7 +276,7 @@ class Repository:
         )
         model.engine = graphs.encoder
         model.summarizer = Seq2SeqSummarizer(
-            model.name, tokenizer, spec, batcher, self.settings.max_text_chars, self.metrics
+            model.name, tokenizer, spec, batcher, self.limits, self.metrics
         )
         model.providers = graphs.providers
         model.ready = True

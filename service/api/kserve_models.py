@@ -71,8 +71,7 @@ class Catalogue:
         self._repo = repository
 
     def limits(self) -> Limits:
-        settings = self._repo.settings
-        return Limits(settings.max_text_chars, settings.max_texts)
+        return self._repo.limits
 
     def names(self, ready_only: bool = True) -> list[str]:
         out = []

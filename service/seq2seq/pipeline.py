@@ -20,7 +20,7 @@ from service.metrics import Metrics
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.search import Beam, Greedy, SearchSettings
 from service.seq2seq.spec import Seq2SeqSpec
-from service.tasks.encoder import _has_visible_character
+from service.tasks.encoder import Limits, check_text
 from service.tasks.tokenizer import TextTokenizer
 
 MAX_BEAMS = 16
@@ -53,14 +53,14 @@ class Seq2SeqSummarizer:
         tokenizer: TextTokenizer,
         spec: Seq2SeqSpec,
         batcher: ContinuousBatcher,
-        max_text_chars: int,
+        limits: Limits,
         metrics: Metrics,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.spec = spec
         self.batcher = batcher
-        self.max_text_chars = max_text_chars
+        self.limits = limits
         self._metrics = metrics
 
     def settings(self, options: Options) -> SearchSettings:
@@ -97,12 +97,7 @@ class Seq2SeqSummarizer:
         )
 
     def _prepare(self, text: str, options: Options) -> tuple[SearchSettings, np.ndarray, bool]:
-        if not _has_visible_character(text):
-            raise InvalidArgument("text is empty (or only whitespace and invisible characters)")
-        if len(text) > self.max_text_chars:
-            raise InvalidArgument(
-                f"text has {len(text)} characters; the limit is {self.max_text_chars}"
-            )
+        check_text(text, "text", self.limits)
         settings = self.settings(options)
         encoded = self.tokenizer.encode([text])[0]
         self._metrics.input_tokens.labels(self.model, "summarize").inc(len(encoded.ids))
