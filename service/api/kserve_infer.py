@@ -23,7 +23,7 @@ from service.repository import Model
 from service.seq2seq.pipeline import Options
 from service.tasks.answer import answer
 from service.tasks.embed import embed
-from service.tasks.encoder import Limits, check_text
+from service.tasks.encoder import Limits, check_texts
 from service.tasks.span_qa import SpanRequest
 from service.tasks.summarize import summarize
 
@@ -105,14 +105,7 @@ def _named(*tensors: Tensor) -> dict[str, Tensor]:
 
 def _texts(limits: Limits, tensor: Tensor) -> list[str]:
     items = decode_texts(tensor)
-    if not items:
-        raise InvalidArgument(f"{tensor.name} is empty: send at least one element")
-    if len(items) > limits.max_texts:
-        raise InvalidArgument(
-            f"{tensor.name} has {len(items)} elements; the limit is {limits.max_texts}"
-        )
-    for i, text in enumerate(items):
-        check_text(text, f"{tensor.name}[{i}]", limits)
+    check_texts(items, tensor.name, limits)
     return items
 
 

@@ -44,6 +44,16 @@ def check_text(text: str, what: str, limits: Limits) -> None:
         )
 
 
+def check_texts(texts: list[str], what: str, limits: Limits) -> None:
+    """INVALID_ARGUMENT for no texts, too many, or any bad one; `what` names the field."""
+    if not texts:
+        raise InvalidArgument(f"{what} is empty: send at least one text")
+    if len(texts) > limits.max_texts:
+        raise InvalidArgument(f"{what} has {len(texts)} texts; the limit is {limits.max_texts}")
+    for i, text in enumerate(texts):
+        check_text(text, f"{what}[{i}]", limits)
+
+
 class SentenceEncoder:
     def __init__(
         self,
