@@ -29,6 +29,9 @@ from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+# How far apart gRPC's deadline and ours (from time_remaining() at the start) may fall.
+DEADLINE_SLACK = 0.05  # seconds
+
 
 class BatchEngine(Protocol):
     input_names: list[str]
@@ -145,8 +148,9 @@ class Scheduler:
         try:
             return await done
         except asyncio.CancelledError:
-            # gRPC cancels the handler when the client's deadline passes, too.
-            expired = deadline is not None and self._clock() >= deadline
+            # gRPC cancels the handler when the client's deadline passes, too, by its own
+            # clock: a cancel that close to our estimate of the deadline is the deadline.
+            expired = deadline is not None and self._clock() >= deadline - DEADLINE_SLACK
             self._abandon(entry, "deadline" if expired else "cancelled")
             raise
         finally:
