@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from service.runtime.engine import session_options as engine_session_options
+
 MIN_SECONDS = 2.0
 
 
@@ -58,11 +60,9 @@ def encoder_flops_per_token(hidden: int, layers: int, length: int) -> float:
 
 
 def session_options(threads: int) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
+    # The server's own options for a session that runs alone (spinning workers): the bare
+    # references are the engine at its best, with nothing else on the machine.
+    return engine_session_options(threads, spin=True)
 
 
 class OrtEncoder:

@@ -29,16 +29,19 @@ class EngineError(RuntimeError):
     """The model cannot be loaded or run; the message says why."""
 
 
-def _session_options(threads: int) -> ort.SessionOptions:
+def session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
+    """Options for one session; the bench builds its bare-engine references with these too."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # The exporter already fused the graph; ORT's own passes on top are cheap and safe.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Spinning workers burn a core while idle, which starves the gRPC event loop on small
-    # machines; the cost is a few microseconds of wake-up per batch.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Without spinning, a worker sleeps between the parallel parts of every operator and
+    # each wake-up costs tens of microseconds in a VM; with it, idle workers burn a core
+    # that the gRPC event loop and the other sessions need. Only the session that runs a
+    # batch alone spins: it cut a lone request's latency by about 1 ms (docs/benchmarks.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     return options
 
 
@@ -71,16 +74,18 @@ class Engine:
         count = sessions(SHORT_NAMES[usable[0]])
         share = max(1, threads // count)
 
-        def load(session_threads: int) -> ort.InferenceSession:
+        def load(session_threads: int, spin: bool = False) -> ort.InferenceSession:
             try:
                 return ort.InferenceSession(
-                    str(path), sess_options=_session_options(session_threads), providers=usable
+                    str(path),
+                    sess_options=session_options(session_threads, spin),
+                    providers=usable,
                 )
             except Exception as exc:  # onnxruntime raises its own untyped errors
                 raise EngineError(f"onnxruntime cannot load {path.name}: {exc}") from exc
 
         self._sessions = [load(share) for _ in range(count)]
-        self._wide = load(threads) if share < threads else None
+        self._wide = load(threads, spin=True) if share < threads else None
         # What really runs: onnxruntime-gpu silently drops CUDA when its libraries are missing.
         active = self._sessions[0].get_providers()
         self.providers = [SHORT_NAMES.get(p, p) for p in active]
