@@ -20,16 +20,18 @@ from service.metrics import Metrics
 class GatedEngine:
     """Echoes input_ids as float [B, T, 1]; each batch waits until the test opens the gate."""
 
-    concurrency = 1
-
-    def __init__(self) -> None:
+    def __init__(self, concurrency: int = 1, has_solo: bool = False) -> None:
+        self.concurrency = concurrency
+        self.has_solo = has_solo
         self.input_names = ["input_ids", "attention_mask"]
         self.gate = threading.Event()
         self.gate.set()
         self.batches: list[np.ndarray] = []
+        self.alone: list[bool] = []  # per batch: whether it was run on the solo session
 
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], alone: bool = False) -> list[np.ndarray]:
         self.batches.append(feeds["input_ids"])
+        self.alone.append(alone)
         assert self.gate.wait(10)
         mask = feeds["attention_mask"]
         assert (mask.sum(axis=1) > 0).all()
@@ -75,6 +77,24 @@ async def test_concurrent_requests_share_a_batch() -> None:
     await asyncio.gather(first, *waiting)
     assert [b.shape[0] for b in engine.batches] == [1, 6]
     assert sample(metrics, "attnserve_batch_size_count", model="m") == 2
+    await scheduler.close()
+
+
+async def test_a_batch_alone_runs_solo_and_nothing_starts_beside_it() -> None:
+    engine = GatedEngine(concurrency=2, has_solo=True)
+    scheduler, _ = make(engine, max_batch_tokens=8)
+    engine.gate.clear()
+    lone = asyncio.create_task(scheduler.submit(rows(4)))
+    await asyncio.sleep(0.05)
+    assert engine.alone == [True]
+    # Two full batches' worth arrives while the solo batch runs: it waits, although a
+    # session of the pool is free, then both run side by side on the pool.
+    later = [asyncio.create_task(scheduler.submit(rows(8))) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    assert len(engine.batches) == 1
+    engine.gate.set()
+    await asyncio.gather(lone, *later)
+    assert engine.alone == [True, False, False]
     await scheduler.close()
 
 
@@ -143,10 +163,10 @@ async def test_closed_scheduler_refuses_work() -> None:
 
 async def test_engine_failure_fails_only_that_batch() -> None:
     class Broken(GatedEngine):
-        def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        def run(self, feeds: dict[str, np.ndarray], alone: bool = False) -> list[np.ndarray]:
             if (feeds["input_ids"] == 13).any():
                 raise RuntimeError("boom")
-            return super().run(feeds)
+            return super().run(feeds, alone)
 
     scheduler, _ = make(Broken())
     with pytest.raises(Unavailable, match="failed to run"):

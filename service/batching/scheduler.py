@@ -7,7 +7,10 @@ engine never waits for Python between batches under load.
 
 Dispatch rule: with an idle engine a batch starts at once (a lone request is not held);
 while a batch runs, the next one starts when a session frees, when the queue fills the
-token budget, or when its oldest row has waited ``max_queue_delay``.
+token budget, or when its oldest row has waited ``max_queue_delay``. A batch that leaves
+the queue empty on an idle engine runs alone on the engine's solo session (all the
+threads), and nothing starts beside it: on a small CPU a batch beside it would only fight
+it for the same cores.
 """
 
 from __future__ import annotations
@@ -39,7 +42,12 @@ class BatchEngine(Protocol):
     @property
     def concurrency(self) -> int: ...
 
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+    @property
+    def has_solo(self) -> bool:
+        """Whether a batch alone can run faster on a session of its own (all the threads)."""
+        ...
+
+    def run(self, feeds: dict[str, np.ndarray], alone: bool = False) -> list[np.ndarray]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +107,7 @@ class Scheduler:
         self._metrics = metrics
         self._clock = clock
         self._dispatched = 0  # batches handed to workers and not yet finished
+        self._solo = False  # the running batch has the engine to itself
         self._workers = ThreadPoolExecutor(
             max_workers=engine.concurrency + 1, thread_name_prefix=f"engine-{model}"
         )
@@ -208,6 +217,8 @@ class Scheduler:
 
     def _ready_to_dispatch(self, now: float) -> tuple[bool, float | None]:
         """Whether to cut a batch now; if not, when to look again."""
+        if self._solo:
+            return False, None  # it finishes within one batch's time; then pump again
         sessions = self._engine.concurrency
         full = self._queue.tokens >= self.config.max_batch_tokens
         if self._dispatched >= sessions:
@@ -239,11 +250,12 @@ class Scheduler:
             batch = self._next_batch()
             if batch is None:
                 return
+            self._solo = self._engine.has_solo and not self._dispatched and not len(self._queue)
             self._dispatched += 1
             self._publish_depth()
             self._record_batch(batch, now)
-            running = loop.run_in_executor(self._workers, self._run_batch, batch)
-            running.add_done_callback(functools.partial(self._finish, batch))
+            running = loop.run_in_executor(self._workers, self._run_batch, batch, self._solo)
+            running.add_done_callback(functools.partial(self._finish, batch, self._solo))
 
     def _on_timer(self) -> None:
         self._timer_pending = False
@@ -265,21 +277,26 @@ class Scheduler:
         for row in batch.rows:
             waited.observe(now - row.entry.enqueued)
 
-    def _observe_rate(self, tokens: int, seconds: float) -> None:
-        rate = tokens * self._engine.concurrency / max(seconds, 1e-6)
+    def _observe_rate(self, tokens: int, seconds: float, solo: bool) -> None:
+        # A solo batch had the whole engine; the pool's sessions each have a share of it.
+        rate = tokens * (1 if solo else self._engine.concurrency) / max(seconds, 1e-6)
         previous = self._tokens_per_second
         self._tokens_per_second = rate if not previous else 0.9 * previous + 0.1 * rate
 
-    def _run_batch(self, batch: Batch) -> tuple[list[tuple[np.ndarray, ...]], float]:
+    def _run_batch(self, batch: Batch, alone: bool) -> tuple[list[tuple[np.ndarray, ...]], float]:
         feeds = pad_batch(batch, self._engine.input_names)
         started = time.perf_counter()
-        outputs = self._engine.run(feeds)
+        outputs = self._engine.run(feeds, alone)
         return split_outputs(outputs, batch), time.perf_counter() - started
 
     def _finish(
-        self, batch: Batch, done: asyncio.Future[tuple[list[tuple[np.ndarray, ...]], float]]
+        self,
+        batch: Batch,
+        solo: bool,
+        done: asyncio.Future[tuple[list[tuple[np.ndarray, ...]], float]],
     ) -> None:
         self._dispatched -= 1
+        self._solo = False
         error = done.exception() if not done.cancelled() else RuntimeError("cancelled")
         if error is not None:
             log.error("model %s: batch of %d rows failed: %s", self.model, len(batch.rows), error)
@@ -288,7 +305,7 @@ class Scheduler:
         else:
             per_row, seconds = done.result()
             self._metrics.inference_duration.labels(self.model).observe(seconds)
-            self._observe_rate(batch.real_tokens, seconds)
+            self._observe_rate(batch.real_tokens, seconds, solo)
             for row, outputs in zip(batch.rows, per_row, strict=True):
                 _deliver(row, outputs)
         self._pump()

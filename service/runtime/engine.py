@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -50,8 +49,9 @@ class Engine:
 
     With several sessions on a CPU, each gets an equal share of the threads, so that
     batches side by side do not fight over cores; and one more session with all the
-    threads runs a batch that has the engine to itself, so that a lone request is as fast
-    as the machine allows (measured in docs/benchmarks.md).
+    threads (the solo session) runs a batch that has the engine to itself, so that a lone
+    request is as fast as the machine allows (measured in docs/benchmarks.md). The
+    scheduler decides when a batch is alone, and runs nothing beside a solo batch.
     """
 
     def __init__(
@@ -107,29 +107,25 @@ class Engine:
         self._free: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
         for session in self._sessions:
             self._free.put(session)
-        self._running = 0
-        self._lock = threading.Lock()
 
     @property
     def concurrency(self) -> int:
         return len(self._sessions)
 
+    @property
+    def has_solo(self) -> bool:
+        return self._wide is not None
+
     def outputs(self) -> list[ort.NodeArg]:
         return list(self._sessions[0].get_outputs())
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Run one batch on a free session (blocks; call from a worker thread)."""
-        with self._lock:
-            alone = self._running == 0
-            self._running += 1
+    def run(self, feeds: Mapping[str, np.ndarray], alone: bool = False) -> list[np.ndarray]:
+        """Run one batch (blocks; call from a worker thread): on the solo session when
+        `alone` and there is one, else on a free session of the pool."""
+        if alone and self._wide is not None:
+            return list(self._wide.run(self.output_names, dict(feeds)))
+        session = self._free.get()
         try:
-            if alone and self._wide is not None:
-                return list(self._wide.run(self.output_names, dict(feeds)))
-            session = self._free.get()
-            try:
-                return list(session.run(self.output_names, dict(feeds)))
-            finally:
-                self._free.put(session)
+            return list(session.run(self.output_names, dict(feeds)))
         finally:
-            with self._lock:
-                self._running -= 1
+            self._free.put(session)
