@@ -200,6 +200,10 @@ def main() -> int:
     }
     engine_section(results)
     bare_schedules(results, rows)
+    from bench.int8 import int8_section
+    from service.config import DEFAULT_BATCH_TOKENS
+
+    int8_section(results, MODELS, rows, tokenize, THREADS, DEFAULT_BATCH_TOKENS["cpu"], log)
     sentence_transformers_section(results, texts)
     server_section(results, texts, args.quick)
     from bench.seq2seq import seq2seq_section

@@ -72,7 +72,7 @@ class OrtEncoder:
         )
         self.names = [i.name for i in self.session.get_inputs()]
 
-    def run_padded(self, rows: Sequence[np.ndarray]) -> None:
+    def run_padded(self, rows: Sequence[np.ndarray]) -> list[np.ndarray]:
         length = max(len(r) for r in rows)
         ids = np.zeros((len(rows), length), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -80,7 +80,7 @@ class OrtEncoder:
             ids[i, : len(r)] = r
             mask[i, : len(r)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        self.session.run(None, {n: feeds[n] for n in self.names})
+        return list(self.session.run(None, {n: feeds[n] for n in self.names}))
 
 
 def fixed_batch(batch: int, length: int) -> list[np.ndarray]:

@@ -17,6 +17,33 @@ def _goal(name: str, value: float, target: float, unit: str = "x") -> str:
     return f"| {name} | {value:.2f}{unit} | ≥ {target}{unit} | {ok} |"
 
 
+def _int8_lines(recipes: dict[str, Any] | None) -> list[str]:
+    if not recipes:
+        return []
+    fp32 = recipes["fp32"]["rate"]
+    lines = [
+        "### The int8 recipe: speed against parity",
+        "",
+        f"Length-sorted batches under the CPU token budget ({recipes['budget']}), as the server "
+        f"runs them; cosine of each text's embedding in those batches against the fp32 "
+        f"graph's, over {recipes['texts']} texts (the corpus and the export's parity "
+        "sentences, whose shortest are the weakest: `bench/int8.py`).",
+        "",
+        "| graph | fp32 MatMuls | sequences/s | vs fp32 | mean cosine | min cosine "
+        "| texts < 0.99 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| fp32 | 18 | {fp32:.1f} | 1.00x | 1 | 1 | 0% |",
+    ]
+    for name, r in recipes.items():
+        if name in {"fp32", "budget", "texts"}:
+            continue
+        lines.append(
+            f"| int8, {name} | {r['fp32_matmuls']} | {r['rate']:.1f} | {r['rate'] / fp32:.2f}x "
+            f"| {r['mean_cosine']:.4f} | {r['min_cosine']:.4f} | {r['below_0_99']:.1%} |"
+        )
+    return [*lines, ""]
+
+
 def write_report(results: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     bare = results["bare"]
@@ -67,6 +94,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         f"Single sequence alone: p50 {bare['single_p50_ms']:.2f} ms.",
         f"`sentence-transformers` `encode(batch_size=32)` in-process (PyTorch): {st:.1f}/s.",
         "",
+        *_int8_lines(results.get("int8_recipes")),
         "## 3. Server over gRPC on loopback (Embed, one text per request, closed loop)",
         "",
         "| configuration | model | clients | req/s | p50 ms | p90 ms | p99 ms "

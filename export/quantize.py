@@ -15,8 +15,9 @@ from export.manifest import Quantization
 _GELU_OP_TYPES = frozenset({"Gelu", "FastGelu", "BiasGelu"})
 
 
-def quantize_int8(fused: Path, out: Path) -> Quantization:
-    keep_fp32 = _matmuls_after_gelu(fused)
+def quantize_int8(fused: Path, out: Path, *, keep_ffn_down_fp32: bool = True) -> Quantization:
+    """`keep_ffn_down_fp32=False` quantizes every MatMul: faster, less exact (`make bench`)."""
+    keep_fp32 = _matmuls_after_gelu(fused) if keep_ffn_down_fp32 else []
     # per_channel: one scale per output column (per-tensor scales drop the cosine to ~0.85).
     # DefaultTensorType: the fused contrib ops have no shape inference, and without a default
     # type the quantizer fails on their outputs.
