@@ -44,11 +44,25 @@ def _int8_lines(recipes: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _pair(before: float, after: float | None, digits: int = 2) -> str:
+    return (
+        f"{before:.{digits}f}" if after is None else f"{before:.{digits}f}, then {after:.{digits}f}"
+    )
+
+
+def _mean(before: float, after: float | None) -> float:
+    return before if after is None else (before + after) / 2
+
+
 def write_report(results: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     bare = results["bare"]
     runs = results["server"]
-    st = results["sentence_transformers"]["rate"]
+    st_runs = results["sentence_transformers"]
+    st = _mean(st_runs["rate"], st_runs.get("rate_after"))
+    single = _mean(bare["single_p50_ms"], bare.get("single_p50_ms_after"))
+    best_budget = bare["sorted_best"]["budget"]
+    best_rate, best_after = bare["sorted_best"]["rate"], bare["sorted_best"].get("rate_after")
     corpus = results["corpus"]
     lines = [
         "# Benchmarks",
@@ -91,8 +105,14 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         )
     lines += [
         "",
-        f"Single sequence alone: p50 {bare['single_p50_ms']:.2f} ms.",
-        f"`sentence-transformers` `encode(batch_size=32)` in-process (PyTorch): {st:.1f}/s.",
+        "Single sequence alone: p50 "
+        f"{_pair(bare['single_p50_ms'], bare.get('single_p50_ms_after'))} ms; the best "
+        f"schedule (budget {best_budget}): {_pair(best_rate, best_after, 1)}/s.",
+        "`sentence-transformers` `encode(batch_size=32)` in-process (PyTorch): "
+        f"{_pair(st_runs['rate'], st_runs.get('rate_after'), 1)}/s.",
+        "",
+        "Where two figures are given, the second was measured again after the server runs; "
+        "the goals below compare with their mean.",
         "",
         *_int8_lines(results.get("int8_recipes")),
         "## 3. Server over gRPC on loopback (Embed, one text per request, closed loop)",
@@ -119,7 +139,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         lines.append(
             _goal(
                 f"server / bare engine best (sorted, budget {best['budget']})",
-                on64["throughput"] / best["rate"] * 100,
+                on64["throughput"] / _mean(best["rate"], best.get("rate_after")) * 100,
                 90,
                 "%",
             )
@@ -140,7 +160,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     blocking = _server(runs, DEFAULT + ", blocking client", 1)
     for name, run in (("asyncio client", on1), ("blocking client", blocking)):
         if run:
-            slack = run["p50_ms"] - bare["single_p50_ms"]
+            slack = run["p50_ms"] - single
             verdict = "met" if slack <= 3 else "**not met**"
             lines.append(
                 f"| p50 at concurrency 1 ({name}) minus bare single latency | {slack:.2f} ms "
