@@ -175,10 +175,20 @@ async def test_engine_failure_fails_only_that_batch() -> None:
     await scheduler.close()
 
 
+async def test_only_batches_near_the_budget_measure_the_engine_rate() -> None:
+    # A small batch's rate understates what full batches of queued work achieve: it must not
+    # be what admission predicts waits from.
+    scheduler, _ = make(GatedEngine(), max_batch_tokens=256)
+    await scheduler.submit(rows(20))
+    assert scheduler._tokens_per_second == 0.0
+    await scheduler.submit(rows(*[16] * 10))  # one batch of 160 tokens: over half of 256
+    assert scheduler._tokens_per_second > 0.0
+    await scheduler.close()
+
+
 async def test_overload_is_refused_by_predicted_wait() -> None:
     engine = GatedEngine()
     scheduler, _ = make(engine, max_queue_wait=0.05, max_queued_tokens=100_000)
-    await scheduler.submit(rows(20))  # measures the engine's rate: fast, the gate is open
     scheduler._tokens_per_second = 1000.0  # pin it: 1000 tokens/s, so 50 ms = 50 tokens
     engine.gate.clear()
     running = asyncio.create_task(scheduler.submit(rows(10)))

@@ -113,7 +113,8 @@ class Scheduler:
         )
         self._timer_pending = False  # a look at the queue is scheduled (queue delay)
         self._closed = False
-        # Engine throughput in real tokens per second, a moving average over batches.
+        # Engine throughput in real tokens per second, a moving average over batches of at
+        # least half the token budget (0 until one ran: nothing is refused by prediction).
         self._tokens_per_second = 0.0
 
     # -- the one way in -------------------------------------------------------------------
@@ -278,6 +279,11 @@ class Scheduler:
             waited.observe(now - row.entry.enqueued)
 
     def _observe_rate(self, tokens: int, seconds: float, solo: bool) -> None:
+        # Queued work runs in full batches, and a small batch's fixed costs make its rate a
+        # fraction of theirs: after light traffic, a burst was refused on a wait predicted
+        # two or three times too long. So only batches near the budget are measured.
+        if tokens < self.config.max_batch_tokens // 2:
+            return
         # A solo batch had the whole engine; the pool's sessions each have a share of it.
         rate = tokens * (1 if solo else self._engine.concurrency) / max(seconds, 1e-6)
         previous = self._tokens_per_second
