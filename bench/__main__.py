@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import time
 from dataclasses import asdict
 from functools import partial
@@ -20,20 +19,14 @@ import numpy as np
 import yaml
 
 from bench import engine as eng
-from bench.server_load import LoadResult, Server, run_blocking, run_load
+from bench.baseline import sentence_transformers_rate
+from bench.server_load import Server, free_port, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 CORPUS = ROOT / "service" / "loadtest" / "corpus.txt"
 THREADS = 2
 DEFAULT = "batching on (tokens, defaults)"
-BLOCKING = "batching on (tokens, defaults), blocking client"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def log(message: str) -> None:
@@ -104,68 +97,30 @@ def bare_schedules(results: dict[str, Any], rows: list[np.ndarray]) -> None:
     out["sorted_budget_sweep"] = sweep
     best = max(sweep, key=lambda b: sweep[b]["rate"])
     out["sorted_best"] = {"budget": best, **sweep[best]}
-    out["single_p50_ms"] = single_p50_ms(fp32, rows)
+    out["single_p50_ms"] = eng.single_p50_ms(fp32, rows)
     log(f"bare engine: {out}")
     results["bare"] = out
 
 
-def single_p50_ms(encoder: eng.OrtEncoder, rows: list[np.ndarray]) -> float:
-    """Latency of one sequence alone, per text: the floor for the server at concurrency 1."""
-    latencies = []
-    for r in rows[:300]:
-        started = time.perf_counter()
-        encoder.run_padded([r])
-        latencies.append(time.perf_counter() - started)
-    return float(np.percentile(latencies, 50) * 1000)
-
-
-def references_again(results: dict[str, Any], rows: list[np.ndarray], texts: list[str]) -> None:
-    """The goals' references once more, after the server runs: this VM's speed drifts over
-    minutes, so each goal compares the server with the mean of before and after."""
-    rows = rows[:768]
-    fp32 = eng.OrtEncoder(MODELS / "minilm" / "model.onnx", THREADS)
-    best = results["bare"]["sorted_best"]
-    best["rate_after"] = eng.schedule_rate(fp32, eng.sorted_budget_batches(rows, best["budget"]))
-    results["bare"]["single_p50_ms_after"] = single_p50_ms(fp32, rows)
-    results["sentence_transformers"]["rate_after"] = sentence_transformers_rate(texts)
-    log(
-        f"references again: bare best {best['rate_after']:.1f}/s, single p50 "
-        f"{results['bare']['single_p50_ms_after']:.2f} ms, sentence-transformers "
-        f"{results['sentence_transformers']['rate_after']:.1f}/s"
-    )
-
-
 def sentence_transformers_section(results: dict[str, Any], texts: list[str]) -> None:
-    rate = sentence_transformers_rate(texts)
+    rate = sentence_transformers_rate(MODELS, texts, THREADS)
     results["sentence_transformers"] = {"rate": rate, "batch_size": 32}
     log(f"sentence-transformers encode(batch_size=32): {rate:.1f}/s")
 
 
-def sentence_transformers_rate(texts: list[str]) -> float:
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    torch.set_num_threads(THREADS)
-    src = yaml.safe_load((MODELS / "minilm" / "model.yaml").read_text())["source"]["path"]
-    model = SentenceTransformer(src, device="cpu")
-    texts = texts[:768]
-    model.encode(texts[:64], batch_size=32, show_progress_bar=False)
-    started = time.perf_counter()
-    model.encode(texts, batch_size=32, show_progress_bar=False)
-    return len(texts) / (time.perf_counter() - started)
-
-
+# The goals' configurations at concurrency 64 (and the default's at 1) are measured in
+# interleaved rounds by bench/goals.py; this pass measures the rest of the table.
 def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> None:
     configs: list[tuple[str, list[str], str, tuple[int, ...]]] = [
-        (DEFAULT, [], "minilm", (1, 8, 64)),
-        ("batching off (max batch 1)", ["--max-batch-size", "1"], "minilm", (1, 8, 64)),
+        (DEFAULT, [], "minilm", (8,)),
+        ("batching off (max batch 1)", ["--max-batch-size", "1"], "minilm", (1, 8)),
         (
             "count-based, arrival order, 32",
             ["--batching", "count", "--max-batch-size", "32"],
             "minilm",
-            (8, 64),
+            (8,),
         ),
-        ("int8, batching on", [], "minilm-int8", (1, 64)),
+        ("int8, batching on", [], "minilm-int8", (1,)),
     ]
     if not quick:
         for budget in (256, 1024, 2048):
@@ -186,23 +141,15 @@ def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> No
                 result = run_load(server, model, texts[:n], c)
                 log(f"server {label}, concurrency {c}: {asdict(result)}")
                 runs.append({"config": label, "flags": flags, "model": model, **asdict(result)})
-            if label == DEFAULT:
-                result = run_blocking(server, model, texts[:300])
-                log(f"server {label}, blocking client: {asdict(result)}")
-                runs.append({"config": BLOCKING, "flags": flags, "model": model, **asdict(result)})
     results["server"] = runs
-
-
-def find(runs: list[dict[str, Any]], config: str, c: int) -> LoadResult | None:
-    for r in runs:
-        if r["config"] == config and r["concurrency"] == c:
-            return LoadResult(**{k: r[k] for k in LoadResult.__dataclass_fields__})
-    return None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="skip the sweeps")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of the goals' measurements"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"))
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -230,7 +177,9 @@ def main() -> int:
     int8_section(results, MODELS, rows, tokenize, THREADS, DEFAULT_BATCH_TOKENS["cpu"], log)
     sentence_transformers_section(results, texts)
     server_section(results, texts, args.quick)
-    references_again(results, rows, texts)
+    from bench.goals import goal_rounds
+
+    goal_rounds(results, MODELS, rows, texts, THREADS, args.rounds, log)
     from bench.seq2seq import seq2seq_section
 
     seq2seq_section(results, THREADS, log)

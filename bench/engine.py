@@ -120,3 +120,13 @@ def schedule_rate(encoder: OrtEncoder, batches: Sequence[Sequence[np.ndarray]]) 
     for b in batches:
         encoder.run_padded(b)
     return sum(len(b) for b in batches) / (time.perf_counter() - started)
+
+
+def single_p50_ms(encoder: OrtEncoder, rows: Sequence[np.ndarray]) -> float:
+    """Latency of one sequence alone, per text: the floor for the server at concurrency 1."""
+    latencies = []
+    for r in rows[:300]:
+        started = time.perf_counter()
+        encoder.run_padded([r])
+        latencies.append(time.perf_counter() - started)
+    return float(np.percentile(latencies, 50) * 1000)
