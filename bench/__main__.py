@@ -113,17 +113,11 @@ def sentence_transformers_section(results: dict[str, Any], texts: list[str]) -> 
 def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> None:
     configs: list[tuple[str, list[str], str, tuple[int, ...]]] = [
         (DEFAULT, [], "minilm", (8,)),
-        ("batching off (max batch 1)", ["--max-batch-size", "1"], "minilm", (1, 8)),
-        (
-            "count-based, arrival order, 32",
-            ["--batching", "count", "--max-batch-size", "32"],
-            "minilm",
-            (8,),
-        ),
+        ("batching off (max batch 1)", ["--max-batch-size", "1"], "minilm", (8,)),
         ("int8, batching on", [], "minilm-int8", (1,)),
     ]
     if not quick:
-        for budget in (256, 1024, 2048):
+        for budget in (256, 1024):
             flags = ["--max-batch-tokens", str(budget)]
             configs.append((f"budget {budget}", flags, "minilm", (64,)))
         # sessions x threads: the default is one 1-thread session per core plus a

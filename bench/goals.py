@@ -58,7 +58,7 @@ def goal_rounds(
                 "concurrency_64": {},
             }
             for label, server in servers.items():
-                result = run_load(server, SERVERS[label][1], texts[:768], 64)
+                result = run_load(server, SERVERS[label][1], texts[:512], 64)
                 r["concurrency_64"][label] = asdict(result)
             default = servers[DEFAULT]
             r["concurrency_1"] = asdict(run_load(default, "minilm", texts[:300], 1))
