@@ -60,9 +60,8 @@ def encoder_flops_per_token(hidden: int, layers: int, length: int) -> float:
 
 
 def session_options(threads: int) -> ort.SessionOptions:
-    # The server's own options for a session that runs alone (spinning workers): the bare
-    # references are the engine at its best, with nothing else on the machine.
-    return engine_session_options(threads, spin=True)
+    # The server's own session options: the bare references are the same engine.
+    return engine_session_options(threads)
 
 
 class OrtEncoder:

@@ -2,9 +2,10 @@
 
 This VM's speed drifts by 10-25% over minutes, more than some of the differences the goals
 ask about. So the figures each goal compares are taken side by side, in rounds: every round
-measures the bare engine's best schedule, one sequence alone, sentence-transformers, and the
-four servers at concurrency 64 (started once, idle in between) plus the default server at
-concurrency 1, one after the other. A goal's ratio is taken within each round; the report
+measures the bare engine's best schedule, sentence-transformers and the four servers at
+concurrency 64 (started once, idle in between), one after the other; then, text by text in
+turn, one sequence on the bare engine, on the default server with the asyncio stub and with
+the blocking stub (concurrency 1). A goal's ratio is taken within each round; the report
 gives every round's ratio and their median. Round 1's server runs also fill the server table.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from bench import engine as eng
 from bench.baseline import sentence_transformers_rate
-from bench.server_load import Server, free_port, run_blocking, run_load
+from bench.server_load import Server, free_port, run_interleaved, run_load
 
 DEFAULT = "batching on (tokens, defaults)"
 BLOCKING = "batching on (tokens, defaults), blocking client"
@@ -53,16 +54,17 @@ def goal_rounds(
         for index in range(rounds):
             r: dict[str, Any] = {
                 "bare_best": eng.schedule_rate(fp32, best_schedule),
-                "bare_single_p50_ms": eng.single_p50_ms(fp32, rows),
                 "sentence_transformers": sentence_transformers_rate(models, texts, threads),
                 "concurrency_64": {},
             }
             for label, server in servers.items():
                 result = run_load(server, SERVERS[label][1], texts[:512], 64)
                 r["concurrency_64"][label] = asdict(result)
-            default = servers[DEFAULT]
-            r["concurrency_1"] = asdict(run_load(default, "minilm", texts[:300], 1))
-            r["concurrency_1_blocking"] = asdict(run_blocking(default, "minilm", texts[:300]))
+            aio, blocking, bare_p50 = run_interleaved(
+                servers[DEFAULT], "minilm", texts[:300], lambda i: fp32.run_padded([rows[i]])
+            )
+            r["bare_single_p50_ms"] = bare_p50
+            r["concurrency_1"], r["concurrency_1_blocking"] = asdict(aio), asdict(blocking)
             log(f"goal round {index + 1}: {_summary(r)}")
             measured.append(r)
     results["goal_rounds"] = {"budget": budget, "rounds": measured}

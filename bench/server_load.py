@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -130,24 +131,44 @@ async def _closed_loop(
         return latencies, errors, time.perf_counter() - started
 
 
-def run_blocking(server: Server, model: str, texts: list[str]) -> LoadResult:
-    """One client with grpcio's blocking stub: the least client overhead Python offers."""
+def run_interleaved(
+    server: Server, model: str, texts: list[str], bare: Callable[[int], object]
+) -> tuple[LoadResult, LoadResult, float]:
+    """Concurrency 1 three ways, text by text in turn: `bare(i)` (the engine in process), the
+    asyncio stub, the blocking stub. Interleaving keeps this VM's drift out of the
+    differences. Returns both clients' results and the bare p50 in ms."""
     before = server.batch_stats()
-    latencies: list[float] = []
-    errors = 0
-    with grpc.insecure_channel(server.target) as channel:
-        stub = pb_grpc.TextInferenceStub(channel)
-        stub.Embed(pb.EmbedRequest(texts=["warm up"], model=model), timeout=30)
-        started = time.perf_counter()
-        for text in texts:
-            sent = time.perf_counter()
-            try:
-                stub.Embed(pb.EmbedRequest(texts=[text], model=model), timeout=60)
-                latencies.append(time.perf_counter() - sent)
-            except grpc.RpcError:
-                errors += 1
-        seconds = time.perf_counter() - started
-    return _result(server, before, latencies, errors, seconds, 1, len(texts))
+    bare_s: list[float] = []
+    aio_s: list[float] = []
+    blocking_s: list[float] = []
+
+    async def loop() -> None:
+        async with grpc.aio.insecure_channel(server.target) as aio_channel:
+            aio_stub = pb_grpc.TextInferenceStub(aio_channel)
+            with grpc.insecure_channel(server.target) as channel:
+                stub = pb_grpc.TextInferenceStub(channel)
+                warm = pb.EmbedRequest(texts=["warm up"], model=model)
+                await aio_stub.Embed(warm, timeout=30)
+                stub.Embed(warm, timeout=30)
+                for i, text in enumerate(texts):
+                    request = pb.EmbedRequest(texts=[text], model=model)
+                    started = time.perf_counter()
+                    bare(i)
+                    bare_s.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    await aio_stub.Embed(request, timeout=60)
+                    aio_s.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    stub.Embed(request, timeout=60)
+                    blocking_s.append(time.perf_counter() - started)
+
+    asyncio.run(loop())
+    # Each client's "seconds" is the sum of its own calls: what one client alone would take.
+    # The batch statistics cover both clients' requests (all single rows at concurrency 1).
+    n = len(texts)
+    aio = _result(server, before, aio_s, 0, sum(aio_s), 1, n)
+    blocking = _result(server, before, blocking_s, 0, sum(blocking_s), 1, n)
+    return aio, blocking, float(np.percentile(bare_s, 50) * 1000)
 
 
 def run_load(server: Server, model: str, texts: list[str], concurrency: int) -> LoadResult:

@@ -28,7 +28,7 @@ class EngineError(RuntimeError):
     """The model cannot be loaded or run; the message says why."""
 
 
-def session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
+def session_options(threads: int) -> ort.SessionOptions:
     """Options for one session; the bench builds its bare-engine references with these too."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -36,11 +36,12 @@ def session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # The exporter already fused the graph; ORT's own passes on top are cheap and safe.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Without spinning, a worker sleeps between the parallel parts of every operator and
-    # each wake-up costs tens of microseconds in a VM; with it, idle workers burn a core
-    # that the gRPC event loop and the other sessions need. Only the session that runs a
-    # batch alone spins: it cut a lone request's latency by about 1 ms (docs/benchmarks.md).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    # Workers spin between the operators of a run (a sleeping worker's wake-up costs tens of
+    # microseconds in a VM, many times per run: a lone request ~0.5 ms faster), and stop
+    # spinning when the run ends: left alone they burn a core for ~50 ms after every run,
+    # which the gRPC event loop, the other sessions and a pod's CPU quota all pay for.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
 
 
@@ -74,18 +75,16 @@ class Engine:
         count = sessions(SHORT_NAMES[usable[0]])
         share = max(1, threads // count)
 
-        def load(session_threads: int, spin: bool = False) -> ort.InferenceSession:
+        def load(session_threads: int) -> ort.InferenceSession:
             try:
                 return ort.InferenceSession(
-                    str(path),
-                    sess_options=session_options(session_threads, spin),
-                    providers=usable,
+                    str(path), sess_options=session_options(session_threads), providers=usable
                 )
             except Exception as exc:  # onnxruntime raises its own untyped errors
                 raise EngineError(f"onnxruntime cannot load {path.name}: {exc}") from exc
 
         self._sessions = [load(share) for _ in range(count)]
-        self._wide = load(threads, spin=True) if share < threads else None
+        self._wide = load(threads) if share < threads else None
         # What really runs: onnxruntime-gpu silently drops CUDA when its libraries are missing.
         active = self._sessions[0].get_providers()
         self.providers = [SHORT_NAMES.get(p, p) for p in active]
