@@ -12,7 +12,7 @@ import onnxruntime as ort
 
 from service.runtime.engine import session_options as engine_session_options
 
-MIN_SECONDS = 2.0
+MIN_SECONDS = 1.5
 
 
 def rate(run: Callable[[], object], items: int, min_seconds: float = MIN_SECONDS) -> float:

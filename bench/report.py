@@ -156,8 +156,9 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         "",
         "## 1. Engine: sequences/s at length 128",
         "",
-        f"fp32 GEMM rate of this CPU (onnxruntime MatMul 1024³): "
-        f"{results['gemm_gflops']:.1f} GFLOP/s.",
+        f"fp32 GEMM rate of this CPU (MatMul 1024³): onnxruntime "
+        f"{results['gemm_gflops']:.1f} GFLOP/s, PyTorch "
+        f"{results.get('torch_gemm_gflops', float('nan')):.1f} GFLOP/s.",
         "",
         "| batch | PyTorch eager | ORT fp32 fused | ORT int8 | fp32 share of GEMM rate |",
         "|---:|---:|---:|---:|---:|",
