@@ -91,18 +91,22 @@ def arrival_batches(rows: Sequence[np.ndarray], size: int) -> list[list[np.ndarr
     return [list(rows[i : i + size]) for i in range(0, len(rows), size)]
 
 
-def sorted_budget_batches(rows: Sequence[np.ndarray], budget: int) -> list[list[np.ndarray]]:
-    """Length-sorted rows cut greedily so that rows x longest stays within `budget`."""
-    batches: list[list[np.ndarray]] = []
-    current: list[np.ndarray] = []
-    for row in sorted(rows, key=len):
-        if current and (len(current) + 1) * len(row) > budget:
+def sorted_index_batches(rows: Sequence[np.ndarray], budget: int) -> list[list[int]]:
+    """Indices of the rows, length-sorted and cut greedily so that rows x longest stays
+    within `budget`."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(rows)), key=lambda i: len(rows[i])):
+        if current and (len(current) + 1) * len(rows[i]) > budget:
             batches.append(current)
             current = []
-        current.append(row)
-    if current:
-        batches.append(current)
-    return batches
+        current.append(i)
+    return [*batches, current] if current else batches
+
+
+def sorted_budget_batches(rows: Sequence[np.ndarray], budget: int) -> list[list[np.ndarray]]:
+    """The rows themselves in `sorted_index_batches` order."""
+    return [[rows[i] for i in batch] for batch in sorted_index_batches(rows, budget)]
 
 
 def padding_ratio(batches: Sequence[Sequence[np.ndarray]]) -> float:

@@ -35,17 +35,6 @@ def _embeddings(
     return vectors
 
 
-def _sorted_index_batches(rows: Sequence[np.ndarray], budget: int) -> list[list[int]]:
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in sorted(range(len(rows)), key=lambda i: len(rows[i])):
-        if current and (len(current) + 1) * len(rows[i]) > budget:
-            batches.append(current)
-            current = []
-        current.append(i)
-    return [*batches, current] if current else batches
-
-
 def int8_section(
     results: dict[str, Any],
     models: Path,
@@ -59,7 +48,7 @@ def int8_section(
     fp32 = eng.OrtEncoder(fp32_path, threads)
     parity_rows = [*tokenize(list(SENTENCES)), *rows]
     reference = _embeddings(fp32, [[i] for i in range(len(parity_rows))], parity_rows)
-    parity_batches = _sorted_index_batches(parity_rows, budget)
+    parity_batches = eng.sorted_index_batches(parity_rows, budget)
     timed = eng.sorted_budget_batches(rows[:768], budget)
     out: dict[str, Any] = {
         "budget": budget,
