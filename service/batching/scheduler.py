@@ -256,7 +256,7 @@ class Scheduler:
             self._publish_depth()
             self._record_batch(batch, now)
             running = loop.run_in_executor(self._workers, self._run_batch, batch, self._solo)
-            running.add_done_callback(functools.partial(self._finish, batch, self._solo))
+            running.add_done_callback(functools.partial(self._finish, batch))
 
     def _on_timer(self) -> None:
         self._timer_pending = False
@@ -296,13 +296,11 @@ class Scheduler:
         return split_outputs(outputs, batch), time.perf_counter() - started
 
     def _finish(
-        self,
-        batch: Batch,
-        solo: bool,
-        done: asyncio.Future[tuple[list[tuple[np.ndarray, ...]], float]],
+        self, batch: Batch, done: asyncio.Future[tuple[list[tuple[np.ndarray, ...]], float]]
     ) -> None:
         self._dispatched -= 1
-        self._solo = False
+        # Nothing runs beside a solo batch, so the flag still describes the one finishing.
+        solo, self._solo = self._solo, False
         error = done.exception() if not done.cancelled() else RuntimeError("cancelled")
         if error is not None:
             log.error("model %s: batch of %d rows failed: %s", self.model, len(batch.rows), error)
