@@ -20,13 +20,14 @@ import yaml
 
 from bench import engine as eng
 from bench.baseline import sentence_transformers_rate
-from bench.server_load import Server, free_port, run_load
+from bench.goals import BATCHING_OFF, DEFAULT, INT8, SERVERS
+from bench.server_load import Server, run_load
+from tests.server_process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 CORPUS = ROOT / "service" / "loadtest" / "corpus.txt"
 THREADS = 2
-DEFAULT = "batching on (tokens, defaults)"
 
 
 def log(message: str) -> None:
@@ -125,9 +126,8 @@ def sentence_transformers_section(results: dict[str, Any], texts: list[str]) -> 
 # interleaved rounds by bench/goals.py; this pass measures the rest of the table.
 def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> None:
     configs: list[tuple[str, list[str], str, tuple[int, ...]]] = [
-        (DEFAULT, [], "minilm", (8,)),
-        ("batching off (max batch 1)", ["--max-batch-size", "1"], "minilm", (8,)),
-        ("int8, batching on", [], "minilm-int8", (1,)),
+        (label, *SERVERS[label], levels)
+        for label, levels in ((DEFAULT, (8,)), (BATCHING_OFF, (8,)), (INT8, (1,)))
     ]
     if not quick:
         # The token budget is swept on the bare engine (section 2), where this VM's drift

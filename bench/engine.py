@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.runtime.engine import session_options as engine_session_options
+# The server's own session options: the bare references are the same engine.
+from service.runtime.engine import session_options
 
 MIN_SECONDS = 1.5
 
@@ -57,11 +58,6 @@ def encoder_flops_per_token(hidden: int, layers: int, length: int) -> float:
     ffn = 2 * hidden * 4 * hidden
     attention = 2 * length * hidden  # QK^T and AV
     return 2.0 * layers * (projections + ffn + attention)
-
-
-def session_options(threads: int) -> ort.SessionOptions:
-    # The server's own session options: the bare references are the same engine.
-    return engine_session_options(threads)
 
 
 class OrtEncoder:

@@ -21,15 +21,20 @@ import numpy as np
 
 from bench import engine as eng
 from bench.baseline import sentence_transformers_rate
-from bench.server_load import Server, free_port, run_interleaved, run_load
+from bench.server_load import Server, run_interleaved, run_load
+from tests.server_process import free_port
 
 DEFAULT = "batching on (tokens, defaults)"
 BLOCKING = "batching on (tokens, defaults), blocking client"
+BATCHING_OFF = "batching off (max batch 1)"
+COUNT_BASED = "count-based, arrival order, 32"
+INT8 = "int8, batching on"
+# label: (server flags, model)
 SERVERS: dict[str, tuple[list[str], str]] = {
     DEFAULT: ([], "minilm"),
-    "batching off (max batch 1)": (["--max-batch-size", "1"], "minilm"),
-    "count-based, arrival order, 32": (["--batching", "count", "--max-batch-size", "32"], "minilm"),
-    "int8, batching on": ([], "minilm-int8"),
+    BATCHING_OFF: (["--max-batch-size", "1"], "minilm"),
+    COUNT_BASED: (["--batching", "count", "--max-batch-size", "32"], "minilm"),
+    INT8: ([], "minilm-int8"),
 }
 
 
@@ -92,10 +97,10 @@ def goal_values(r: dict[str, Any]) -> dict[str, float]:
     on = c64[DEFAULT]
     return {
         "server_vs_bare_best": on / r["bare_best"],
-        "vs_count_based": on / c64["count-based, arrival order, 32"],
-        "vs_batching_off": on / c64["batching off (max batch 1)"],
+        "vs_count_based": on / c64[COUNT_BASED],
+        "vs_batching_off": on / c64[BATCHING_OFF],
         "fp32_vs_sentence_transformers": on / r["sentence_transformers"],
-        "int8_vs_sentence_transformers": c64["int8, batching on"] / r["sentence_transformers"],
+        "int8_vs_sentence_transformers": c64[INT8] / r["sentence_transformers"],
         "c1_overhead_ms": r["concurrency_1"]["p50_ms"] - r["bare_single_p50_ms"],
         "c1_blocking_overhead_ms": r["concurrency_1_blocking"]["p50_ms"] - r["bare_single_p50_ms"],
     }
