@@ -47,7 +47,9 @@ class Source:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Manifest:
+class ManifestHeader:
+    """The keys every task's model.yaml starts with."""
+
     format_version: int = FORMAT_VERSION
     name: str
     export_task: str
@@ -55,8 +57,14 @@ class Manifest:
     architecture: str
     model_type: str
     precision: str
-    files: dict[str, str]
+    files: dict[str, str]  # role (model, encoder, decoder, tokenizer) -> file name
     sha256: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest(ManifestHeader):
+    """An encoder's model.yaml (feature extraction)."""
+
     max_sequence_length: int
     hidden_size: int
     num_layers: int

@@ -13,7 +13,7 @@ from pathlib import Path
 from export import fusion, seq2seq, seq2seq_parity
 from export.errors import ExportError
 from export.manifest import (
-    FORMAT_VERSION,
+    ManifestHeader,
     Source,
     created_now,
     library_versions,
@@ -34,16 +34,7 @@ GENERATION_CONFIG_FILE = "generation_config.json"
 
 
 @dataclass(frozen=True, kw_only=True)
-class Seq2SeqManifest:
-    format_version: int = FORMAT_VERSION
-    name: str
-    export_task: str
-    tasks: list[str]
-    architecture: str
-    model_type: str
-    precision: str
-    files: dict[str, str]  # encoder, decoder, tokenizer
-    sha256: dict[str, str]
+class Seq2SeqManifest(ManifestHeader):
     max_sequence_length: int  # longest source text, in tokens
     max_decoder_length: int  # most decoder positions, the start token included
     hidden_size: int
