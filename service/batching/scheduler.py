@@ -36,6 +36,16 @@ log = logging.getLogger(__name__)
 DEADLINE_SLACK = 0.05  # seconds
 
 
+def cancel_reason(deadline: float | None, now: float) -> str:
+    """Why a cancelled request's work was dropped, as attnserve_dropped_rows_total names it.
+
+    gRPC cancels the handler when the client's deadline passes, too, by its own clock: a
+    cancel that close to our estimate of the deadline is the deadline.
+    """
+    expired = deadline is not None and now >= deadline - DEADLINE_SLACK
+    return "deadline" if expired else "cancelled"
+
+
 class BatchEngine(Protocol):
     input_names: list[str]
 
@@ -158,10 +168,7 @@ class Scheduler:
         try:
             return await done
         except asyncio.CancelledError:
-            # gRPC cancels the handler when the client's deadline passes, too, by its own
-            # clock: a cancel that close to our estimate of the deadline is the deadline.
-            expired = deadline is not None and self._clock() >= deadline - DEADLINE_SLACK
-            self._abandon(entry, "deadline" if expired else "cancelled")
+            self._abandon(entry, cancel_reason(deadline, self._clock()))
             raise
         finally:
             if timer is not None:

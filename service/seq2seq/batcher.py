@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from service.batching.scheduler import cancel_reason
 from service.errors import DeadlineExpired, QueueFull, Unavailable
 from service.metrics import Metrics
 from service.seq2seq.batch import DecoderBatch, Job, StepReport
@@ -87,8 +88,7 @@ class ContinuousBatcher:
         try:
             return await job.done
         except asyncio.CancelledError:
-            expired = deadline is not None and self._clock() >= deadline
-            self._leave(job, "deadline" if expired else "cancelled")
+            self._leave(job, cancel_reason(deadline, self._clock()))
             raise
         finally:
             if timer is not None:
