@@ -52,14 +52,13 @@ class Settings(BaseSettings):
         "CPU, 1 on GPU)",
     )
     max_batch_tokens: int | None = Field(
-        None, ge=1, description="batch budget: rows x padded length (default: per provider)"
+        None, ge=1, description="batch budget: rows x padded length"
     )
     padding_slack: float | None = Field(
         None,
         gt=0,
         le=100,
-        description="padding a row may add to a batch, as a share of the padded length "
-        "(default: per provider)",
+        description="padding a row may add to a batch, as a share of the padded length",
     )
     max_batch_size: int = Field(64, ge=1, le=4096, description="most rows in one batch")
     batching: Literal["tokens", "count"] = Field(
@@ -110,7 +109,13 @@ class Settings(BaseSettings):
         None, description="PEM CA bundle: require client certificates signed by it (mTLS)"
     )
     auth_token: SecretStr | None = Field(
-        None, description="require 'authorization: Bearer TOKEN' (health stays open)"
+        None,
+        description="require 'authorization: Bearer TOKEN' (health stays open); needs TLS "
+        "unless --allow-insecure-token",
+    )
+    allow_insecure_token: bool = Field(
+        False,
+        description="accept --auth-token without TLS, for meshes whose sidecar terminates TLS",
     )
 
     @field_validator("providers", mode="before")
@@ -133,18 +138,39 @@ class Settings(BaseSettings):
     @classmethod
     def _known_level(cls, value: str) -> str:
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR; got {value!r}")
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
 
+    @field_validator("auth_token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("tls_cert", "tls_key", "tls_client_ca")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("is not a readable file")
+        return value
+
+    # Cross-field rules: their messages name the flags themselves (load_settings prints
+    # them as they are, without the values: one of them is a secret).
     @model_validator(mode="after")
-    def _tls_files(self) -> Settings:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together")
+    def _tls_and_token(self) -> Settings:
+        if self.tls_cert is not None and self.tls_key is None:
+            raise ValueError("--tls-cert needs --tls-key (ATTNSERVE_TLS_KEY)")
+        if self.tls_key is not None and self.tls_cert is None:
+            raise ValueError("--tls-key needs --tls-cert (ATTNSERVE_TLS_CERT)")
         if self.tls_client_ca is not None and self.tls_cert is None:
-            raise ValueError("tls_client_ca needs tls_cert and tls_key")
-        for path in (self.tls_cert, self.tls_key, self.tls_client_ca):
-            if path is not None and not path.is_file():
-                raise ValueError(f"{path} is not a readable file")
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+        if self.auth_token is not None and self.tls_cert is None and not self.allow_insecure_token:
+            raise ValueError(
+                "--auth-token (ATTNSERVE_AUTH_TOKEN) needs TLS (--tls-cert and --tls-key): "
+                "a token sent in plaintext can be read on the way; pass --allow-insecure-token "
+                "only where a sidecar or mesh terminates TLS in front of the server"
+            )
         return self
 
     def server_credentials(self) -> grpc.ServerCredentials | None:
@@ -173,15 +199,31 @@ class Settings(BaseSettings):
         return self.intra_op_threads or (os.cpu_count() or 1)
 
 
+# Fields whose values never appear in a message or a log line.
+SECRET_FIELDS = frozenset(
+    name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+)
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
 def load_settings(**flags: Any) -> Settings:
-    """Settings from flags (which win) and the environment; ConfigError names a bad value."""
+    """Settings from flags (which win) and the environment; ConfigError names a bad value.
+
+    The message names the flag and its variable, and shows the value given unless the field
+    is a secret; a cross-field rule's message names its flags itself.
+    """
     try:
         return Settings(**flags)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "settings"
-        env = f"ATTNSERVE_{field.upper()}"
-        flag = "--" + field.replace("_", "-")
+        reason = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:
+            raise ConfigError(reason) from None
+        field = str(first["loc"][0])
+        shown = "" if field in SECRET_FIELDS else f" (got {first.get('input')!r})"
         raise ConfigError(
-            f"invalid {flag} / {env}: {first['msg']} (got {first.get('input')!r})"
+            f"invalid {flag_name(field)} / ATTNSERVE_{field.upper()}: {reason}{shown}"
         ) from None

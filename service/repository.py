@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from service.batching.scheduler import BatchingConfig, Scheduler
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.errors import ModelNotFound, TaskNotSupported, Unavailable
 from service.metrics import Metrics
 from service.runtime.engine import Engine
@@ -175,12 +175,23 @@ class Repository:
         self.limits = Limits(settings.max_text_chars, settings.max_texts)
 
     def discover(self) -> list[str]:
-        """Names of the model folders (those with a model.yaml), without loading them."""
+        """Names of the model folders (those with a model.yaml), without loading them.
+
+        Raises ConfigError when the repository is not a directory, holds no model, or lacks
+        the default model: a server started so could never answer a request without a name.
+        """
         root = self.settings.models
         if not root.is_dir():
-            log.error("model repository %s is not a directory", root)
-            return []
+            raise ConfigError(f"invalid --models / ATTNSERVE_MODELS: {root} is not a directory")
         names = sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}"))
+        if not names:
+            raise ConfigError(f"no models under {root} (no */{MANIFEST}): run `make models`")
+        default = self.settings.default_model
+        if default not in names:
+            raise ConfigError(
+                f"invalid --default-model / ATTNSERVE_DEFAULT_MODEL: no model {default!r} "
+                f"under {root} (models: {', '.join(names)})"
+            )
         for name in names:
             self.models[name] = Model(name)
             self.metrics.model_ready.labels(name).set(0)

@@ -23,8 +23,9 @@ from service.api.protos.attnserve.v1 import attnserve_pb2
 from service.api.protos.inference import grpc_predict_v2_pb2
 from service.api.registration import add_servicer
 from service.api.text_inference import TextInferenceServicer
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.metrics import Metrics
+from service.ports import check_can_listen
 from service.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,22 @@ class AttnServer:
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> Endpoints:
+        """Check the repository and both addresses, then open the ports (NOT_SERVING).
+
+        Raises ConfigError, before anything listens, for a repository that is not there, a
+        default model it does not hold, or an address that cannot be bound.
+        """
         s = self.settings
+        self.repository.discover()
+        check_can_listen(s.metrics_host, s.metrics_port, "--metrics-host / --metrics-port")
+        check_can_listen(s.grpc_host, s.grpc_port, "--grpc-host / --grpc-port")
         metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
         interceptors = [BearerTokenInterceptor(s.auth_token)] if s.auth_token else []
         server = grpc.aio.server(
             interceptors=interceptors,
             options=[
+                # Never bind beside another server on the same port (gRPC's default would).
+                ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", s.max_message_bytes),
                 ("grpc.max_send_message_length", s.max_message_bytes),
                 # Rebalances long-lived HTTP/2 connections across replicas behind L4.
@@ -73,10 +84,15 @@ class AttnServer:
         )
         address = f"{s.grpc_host}:{s.grpc_port}"
         credentials = s.server_credentials()
-        if credentials is None:
-            grpc_port = server.add_insecure_port(address)
-        else:
-            grpc_port = server.add_secure_port(address, credentials)
+        try:  # the check above leaves a moment for another process to take the port
+            if credentials is None:
+                grpc_port = server.add_insecure_port(address)
+            else:
+                grpc_port = server.add_secure_port(address, credentials)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"cannot listen on {address} (--grpc-host / --grpc-port): {exc}"
+            ) from None
         await server.start()
         self._server = server
         for service in ("", *self._services):
@@ -86,10 +102,7 @@ class AttnServer:
         return Endpoints(grpc_port, metrics_port)
 
     async def load_models(self) -> None:
-        names = self.repository.discover()
-        if not names:
-            log.error("no models under %s: run `make models`", self.settings.models)
-        for name in names:
+        for name in list(self.repository.models):
             await asyncio.to_thread(self.repository.load, name)
         ready = [m.name for m in self.repository.models.values() if m.ready]
         if ready and not self.calls.draining:

@@ -1,0 +1,42 @@
+"""Can the server listen where it was told? Asked before gRPC or /metrics binds.
+
+gRPC's Python server sets SO_REUSEPORT by default, so a second server on a taken port would
+bind beside the first and share its traffic; the server turns that off, and this check
+turns a failed bind into one line that says why (gRPC's own error says only "Failed to bind").
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from service.config import ConfigError
+
+_REASONS = {
+    errno.EADDRINUSE: "port {port} is already in use (is another server running there?)",
+    errno.EADDRNOTAVAIL: "{host} is not an address of this machine",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+}
+
+
+def check_can_listen(host: str, port: int, flags: str) -> None:
+    """Raise ConfigError naming `flags` unless a listener could bind host:port now."""
+    if port == 0:
+        return  # any free port: the OS picks one
+    bare = host.strip("[]")
+    try:
+        addresses = socket.getaddrinfo(
+            bare or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({flags}): {exc.strerror}") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            # As gRPC and http.server do: a port whose old connections linger is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                template = _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+                reason = template.format(host=bare, port=port)
+                raise ConfigError(f"cannot listen on {host}:{port} ({flags}): {reason}") from None
