@@ -1,4 +1,8 @@
-"""The `attnserve` command: serve, export, and client commands."""
+"""The `attnserve` command: serve, export, and client commands.
+
+Every mistake a user can make on the command line ends in one line on stderr that says what
+to fix: exit 2 for usage and configuration errors, 1 when the server answers with an error.
+"""
 
 from __future__ import annotations
 
@@ -7,57 +11,180 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, NoReturn
 
-from service.config import ConfigError, Settings, load_settings
+from service.config import (
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_PADDING_SLACK,
+    ConfigError,
+    Settings,
+    load_settings,
+)
+
+USAGE_ERROR = 2
+
+# Defaults that depend on the execution provider a model lands on (the field holds None).
+_DEFAULT_TEXT = {
+    "max_batch_tokens": ", ".join(f"{p} {v}" for p, v in DEFAULT_BATCH_TOKENS.items()),
+    "padding_slack": ", ".join(f"{p} {v}" for p, v in DEFAULT_PADDING_SLACK.items()),
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (not the usage block, then the error)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400 s, got {text}")
+    return value
+
+
+def count_or_default(text: str) -> int:
+    """0 (the server's default) to 1000, as the server accepts for max_sentences and top_k."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be 0 (the server's default) to 1000, got {value}")
+    return value
+
+
+def _default_text(name: str, default: Any) -> str:
+    if name in _DEFAULT_TEXT:
+        return _DEFAULT_TEXT[name]
+    if default is None:
+        return "unset"
+    if isinstance(default, list):
+        return ",".join(default)
+    return str(default)
 
 
 def _serve_parser(sub: Any) -> None:
     serve = sub.add_parser("serve", help="serve every model in the repository over gRPC")
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)
-        if isinstance(default, list):
-            default = ",".join(default)
-        serve.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            default=argparse.SUPPRESS,  # unset flags fall through to ATTNSERVE_* and defaults
-            metavar=name.split("_")[-1].upper(),
-            help=f"{field.description} (default {default}; env ATTNSERVE_{name.upper()})",
-        )
+        env = f"ATTNSERVE_{name.upper()}"
+        options: dict[str, Any] = {
+            "dest": name,
+            "default": argparse.SUPPRESS,  # unset flags fall through to ATTNSERVE_* and defaults
+        }
+        if field.annotation is bool:
+            options.update(action="store_const", const=True, help=f"{field.description} ({env})")
+        else:
+            options.update(
+                metavar=name.split("_")[-1].upper(),
+                help=f"{field.description} (default: {_default_text(name, default)}; {env})",
+            )
+        serve.add_argument("--" + name.replace("_", "-"), **options)
 
 
 def _client_parsers(sub: Any) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--target", default="localhost:50051", help="server host:port")
-    common.add_argument("--model", default="", help="model name (default: the server's)")
-    common.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
-    common.add_argument("--json", action="store_true", help="print the reply as JSON")
-    common.add_argument("--tls-ca", help="PEM CA to verify the server (turns TLS on)")
-    common.add_argument("--tls-cert", help="PEM client certificate (mutual TLS)")
-    common.add_argument("--tls-key", help="PEM client key (mutual TLS)")
-    common.add_argument(
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument(
+        "--target", default="localhost:50051", help="server host:port (default: %(default)s)"
+    )
+    connection.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=60.0,
+        help="deadline for the call, in seconds (default: %(default)s)",
+    )
+    connection.add_argument("--json", action="store_true", help="print the reply as JSON")
+    connection.add_argument("--tls-ca", help="PEM CA to verify the server (turns TLS on)")
+    connection.add_argument("--tls-cert", help="PEM client certificate (mutual TLS)")
+    connection.add_argument("--tls-key", help="PEM client key (mutual TLS)")
+    connection.add_argument(
         "--token",
         default=os.environ.get("ATTNSERVE_TOKEN"),
-        help="bearer token (env ATTNSERVE_TOKEN)",
+        help="bearer token (env ATTNSERVE_TOKEN); needs TLS unless --allow-insecure-token",
     )
-    p = sub.add_parser("summarize", parents=[common], help="summarize a text file (- = stdin)")
-    p.add_argument("file")
-    p.add_argument("--max-sentences", type=int, default=0)
-    p = sub.add_parser("answer", parents=[common], help="answer a question from a context")
-    p.add_argument("--context", required=True, help="file holding the context (- = stdin)")
-    p.add_argument("--top-k", type=int, default=0)
+    connection.add_argument(
+        "--allow-insecure-token",
+        action="store_true",
+        help="send --token over plaintext (only where a sidecar terminates TLS)",
+    )
+    with_model = argparse.ArgumentParser(add_help=False, parents=[connection])
+    with_model.add_argument("--model", default="", help="model name (default: the server's)")
+
+    p = sub.add_parser("summarize", parents=[with_model], help="summarize a UTF-8 text file")
+    p.add_argument("file", help="the text file (- = stdin)")
+    p.add_argument(
+        "--max-sentences",
+        type=count_or_default,
+        default=0,
+        help="sentences in the summary (default: 0, the server's default of 3)",
+    )
+    p = sub.add_parser("answer", parents=[with_model], help="answer a question from a context")
+    p.add_argument("--context", required=True, help="UTF-8 file holding the context (- = stdin)")
+    p.add_argument(
+        "--top-k",
+        type=count_or_default,
+        default=0,
+        help="answers to return, best first (default: 0, the server's default of 1)",
+    )
     p.add_argument("question")
-    p = sub.add_parser("embed", parents=[common], help="embed one or more texts")
+    p = sub.add_parser("embed", parents=[with_model], help="embed one or more texts")
     p.add_argument("texts", nargs="+")
     p.add_argument("--raw", action="store_true", help="do not L2-normalise")
-    sub.add_parser("models", parents=[common], help="list the server's models")
-    p = sub.add_parser("health", parents=[common], help="gRPC health check (exit 0 if SERVING)")
-    p.add_argument("--service", default="", help="service name ('' = the whole server)")
-    p = sub.add_parser("loadtest", parents=[common], help="closed/open-loop load, rate sweeps")
+    sub.add_parser("models", parents=[connection], help="list the server's models")
+    p = sub.add_parser("health", parents=[connection], help="gRPC health check (exit 0 if SERVING)")
+    p.add_argument(
+        "--service",
+        default="",
+        help="a gRPC service name, e.g. attnserve.v1.TextInference (default: '', the server)",
+    )
+    p = sub.add_parser("loadtest", parents=[with_model], help="closed/open-loop load, rate sweeps")
     from service.loadtest.cli import add_arguments
 
     add_arguments(p)
+
+
+def _version() -> str:
+    try:
+        return version("attnserve")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="attnserve", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"attnserve {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    sub.add_parser("export", help="export a Hugging Face folder (attnserve export --help)")
+    _client_parsers(sub)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    flags = {k: v for k, v in vars(args).items() if k != "command"}
+    try:
+        settings = load_settings(**flags)
+    except ConfigError as exc:
+        print(f"attnserve: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from service.server import serve
+
+    try:
+        asyncio.run(serve(settings))
+    except ConfigError as exc:  # found at start: a port in use, an unknown default model
+        print(f"attnserve: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,27 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         from export.cli import main as export_main
 
         return export_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="attnserve", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _serve_parser(sub)
-    sub.add_parser("export", help="export a Hugging Face folder (attnserve export --help)")
-    _client_parsers(sub)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "serve":
-        flags = {k: v for k, v in vars(args).items() if k != "command"}
-        try:
-            settings = load_settings(**flags)
-        except ConfigError as exc:
-            print(f"attnserve: {exc}", file=sys.stderr)
-            return 2
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        from service.server import serve
-
-        asyncio.run(serve(settings))
-        return 0
+        return _serve(args)
     if args.command == "loadtest":
         from service.loadtest.cli import run
 

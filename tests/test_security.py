@@ -84,6 +84,7 @@ def test_tls_and_bearer_token(repository: Path, pki: Pki) -> None:
             assert embed_code(plaintext, good) == "UNAVAILABLE"
     finally:
         proc.stop()
+    assert "s3cret-token" not in proc.log_path.read_text()
 
 
 def test_tls_settings_are_validated(tmp_path: Path) -> None:
@@ -118,3 +119,19 @@ def test_malformed_requests_are_invalid_argument(
         call(payload, timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid" in info.value.details()
+
+
+def test_a_plaintext_client_against_a_tls_server_is_told_to_use_tls(
+    mtls_server: ServerProcess,
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.server_process import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "models", "--target", mtls_server.target],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("UNAVAILABLE: ") and "--tls-ca" in result.stderr, result.stderr
