@@ -36,7 +36,13 @@ class TaskNotSupported(ServiceError):
 
 
 class QueueFull(ServiceError):
+    """Busy now: the same request may succeed later."""
+
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class LargerThanQueue(InvalidArgument):
+    """The request alone is more than the whole queue holds: no retry can succeed."""
 
 
 class DeadlineExpired(ServiceError):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import grpc
 import numpy as np
 import pytest
 
 from service.batching.scheduler import BatchingConfig, Scheduler
-from service.errors import DeadlineExpired, QueueFull, Unavailable
+from service.errors import DeadlineExpired, LargerThanQueue, QueueFull, Unavailable
 from service.metrics import Metrics
 
 
@@ -110,6 +111,19 @@ async def test_queue_bound_refuses_at_once() -> None:
         await scheduler.submit(rows(20))
     engine.gate.set()
     await asyncio.gather(running, queued)
+    await scheduler.close()
+
+
+async def test_a_request_larger_than_the_whole_queue_is_invalid_not_retryable() -> None:
+    engine = GatedEngine()
+    scheduler, _ = make(engine, max_queued_tokens=16)
+    # Even on an idle queue: no retry could ever succeed, so it is not RESOURCE_EXHAUSTED.
+    with pytest.raises(LargerThanQueue) as info:
+        await scheduler.submit(rows(10, 10))
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "20 tokens" in info.value.message and "--max-queued-tokens" in info.value.message
+    assert "retry later" not in info.value.message
+    assert len(await scheduler.submit(rows(16))) == 1  # exactly the bound still fits
     await scheduler.close()
 
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from service.batching.queue import Batch, Entry, Row, RowQueue
-from service.errors import DeadlineExpired, QueueFull, Unavailable
+from service.errors import DeadlineExpired, LargerThanQueue, QueueFull, Unavailable
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -138,9 +138,9 @@ class Scheduler:
         """Queue a request's rows and wait for their outputs, in row order.
 
         ``deadline`` is on this scheduler's clock. Raises QueueFull at once when the rows
-        do not fit the queue bound, DeadlineExpired if the deadline passes before the rows
-        are computed, Unavailable once the scheduler is closed. If the caller is cancelled,
-        its queued rows are dropped.
+        do not fit the queue bound now, LargerThanQueue when they never could,
+        DeadlineExpired if the deadline passes before the rows are computed, Unavailable
+        once the scheduler is closed. If the caller is cancelled, its queued rows are dropped.
         """
         if self._closed:
             raise Unavailable("server is shutting down")
@@ -183,6 +183,12 @@ class Scheduler:
         request, however large: it waits for nothing.
         """
         queued = self._queue.tokens
+        if tokens > self.config.max_queued_tokens:
+            raise LargerThanQueue(
+                f"this request is {tokens} tokens, more than model {self.model}'s whole queue "
+                f"holds ({self.config.max_queued_tokens} tokens, --max-queued-tokens): no "
+                "retry can succeed; send fewer or shorter texts, or raise --max-queued-tokens"
+            )
         if queued + tokens > self.config.max_queued_tokens:
             raise QueueFull(
                 f"model {self.model} queue is full ({queued} tokens queued, "

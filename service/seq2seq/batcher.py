@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from service.batching.scheduler import cancel_reason
-from service.errors import DeadlineExpired, QueueFull, Unavailable
+from service.errors import DeadlineExpired, LargerThanQueue, QueueFull, Unavailable
 from service.metrics import Metrics
 from service.seq2seq.batch import DecoderBatch, Job, StepReport
 from service.seq2seq.graphs import Seq2SeqGraphs
@@ -66,10 +66,17 @@ class ContinuousBatcher:
         """Generate for one source; returns the token ids after the decoder start token.
 
         ``on_token`` (greedy) is called on the event loop with each token as it is chosen.
-        Raises QueueFull, DeadlineExpired, Unavailable; cancellation drops the request.
+        Raises QueueFull, LargerThanQueue, DeadlineExpired, Unavailable; cancellation drops
+        the request.
         """
         if self._closed:
             raise Unavailable("server is shutting down")
+        if search.rows > self.max_sequences:
+            raise LargerThanQueue(
+                f"this request needs {search.rows} sequences (one per beam), more than model "
+                f"{self.model} holds at once ({self.max_sequences}, --max-sequences): no "
+                "retry can succeed; ask for fewer beams, or raise --max-sequences"
+            )
         if self._admitted + search.rows > self.max_sequences:
             raise QueueFull(
                 f"model {self.model} is generating or holding {self._admitted} sequences "
