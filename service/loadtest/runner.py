@@ -8,9 +8,10 @@ whatever the server does, so queueing and overload show up honestly.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,20 +52,39 @@ async def _one(
     return Outcome(sent - started, time.perf_counter() - sent, code)
 
 
+def _until(requests: Sequence[Any], end: float) -> Iterator[Any]:
+    """`requests` over and over until the clock passes `end` (checked before each send)."""
+    for index in itertools.count():
+        if time.perf_counter() >= end:
+            return
+        yield requests[index % len(requests)]
+
+
 async def closed_loop(
     channel: grpc.aio.Channel,
     task: str,
-    requests: list[Any],
+    requests: Sequence[Any],
     concurrency: int,
     timeout: float = 60.0,
     metadata: tuple[tuple[str, str], ...] = (),
     progress: Progress | None = None,
+    duration: float | None = None,
 ) -> tuple[list[Outcome], float]:
-    """Send every request with `concurrency` clients; returns outcomes and wall seconds."""
+    """`concurrency` clients, each sending its next request when the last one returns.
+
+    duration None: every request is sent exactly once. Otherwise the clients cycle through
+    `requests` until `duration` seconds have passed, then stop sending and let the requests in
+    flight finish. Returns the outcomes and the wall seconds (tail included)."""
     method = _call(pb_grpc.TextInferenceStub(channel), task)
-    pending = iter(requests)
     outcomes: list[Outcome] = []
     started = time.perf_counter()
+    if duration is None:
+        pending: Iterator[Any] = iter(requests)
+    elif requests:
+        pending = _until(requests, started + duration)
+    else:
+        pending = iter(())
+    # One iterator shared by every client: each takes the next request when it is free.
 
     async def client() -> None:
         for request in pending:
@@ -79,7 +99,7 @@ async def closed_loop(
 async def open_loop(
     channel: grpc.aio.Channel,
     task: str,
-    requests: list[Any],
+    requests: Sequence[Any],
     rate: float,
     duration: float,
     timeout: float = 60.0,
@@ -87,12 +107,16 @@ async def open_loop(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> tuple[list[Outcome], float]:
-    """Poisson arrivals at `rate`/s for `duration` s; waits for every request to finish."""
+    """Poisson arrivals at `rate`/s for `duration` s; waits for every request to finish.
+
+    Returns the outcomes and the wall seconds: never less than `duration` (the arrival window
+    is observed to its end even when the last arrival came early), plus the tail spent waiting
+    for requests still in flight."""
     method = _call(pb_grpc.TextInferenceStub(channel), task)
     rng = random.Random(seed)
     tasks: list[asyncio.Task[Outcome]] = []
     started = time.perf_counter()
-    next_at = 0.0
+    next_at = rng.expovariate(rate)  # a Poisson process has no arrival pinned at t = 0
     index = 0
     while next_at < duration:
         delay = started + next_at - time.perf_counter()
@@ -106,4 +130,11 @@ async def open_loop(
         tasks.append(task_)
         next_at += rng.expovariate(rate)
     outcomes = list(await asyncio.gather(*tasks))
+    await asyncio.sleep(max(0.0, started + duration - time.perf_counter()))
     return outcomes, time.perf_counter() - started
+
+
+def sending_window(outcomes: Sequence[Outcome], duration: float) -> float:
+    """The span over which an open loop sent its requests: the arrival window, or longer
+    when this client fell behind the schedule and sent its last request after the end."""
+    return max([duration, *(o.sent for o in outcomes)])
