@@ -13,9 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
+import tritonclient.grpc.service_pb2 as triton_pb
+import tritonclient.grpc.service_pb2_grpc as triton_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from tokenizers import Tokenizer
@@ -138,6 +141,69 @@ def test_model_config(client: triton.InferenceServerClient) -> None:
     assert embed["input"] == [{"name": "TEXT", "data_type": "TYPE_STRING"}]
     assert embed["output"] == [{"name": "EMBEDDING", "data_type": "TYPE_FP32", "dims": ["384"]}]
     assert "dynamic_batching" in embed and embed["instance_group"][0]["kind"] == "KIND_CPU"
+
+
+# -- model repository (Triton extension) ---------------------------------------------------
+
+MINILM = ["minilm", "minilm.embed", "minilm.summarize", "minilm.answer"]  # model.yaml's order
+BROKEN = ["broken", "broken.embed", "broken.summarize", "broken.answer"]
+READY_NAMES = ["embedder", "embedder.embed", *MINILM]
+
+
+def test_repository_index_lists_every_view(client: triton.InferenceServerClient) -> None:
+    index = client.get_model_repository_index()
+    states = {m.name: (m.version, m.state) for m in index.models}
+    assert len(states) == len(index.models)  # each name once
+    assert states == {
+        **{name: ("1", "UNAVAILABLE") for name in BROKEN},
+        **{name: ("1", "READY") for name in READY_NAMES},
+    }
+    for model in index.models:
+        # The index agrees with ModelReady, and lists what ModelMetadata answers for.
+        assert client.is_model_ready(model.name) == (model.state == "READY"), model.name
+        if model.state == "READY":
+            assert model.reason == ""
+            assert client.get_model_metadata(model.name).name == model.name
+        else:
+            assert model.name.startswith("broken") and "missing.onnx" in model.reason
+            with pytest.raises(triton.InferenceServerException) as info:
+                client.get_model_metadata(model.name)
+            assert info.value.status() == "StatusCode.UNAVAILABLE"
+
+
+def test_repository_index_as_json(client: triton.InferenceServerClient) -> None:
+    models = client.get_model_repository_index(as_json=True)["models"]
+    by_name = {m["name"]: m for m in models}
+    assert by_name["minilm.answer"] == {"name": "minilm.answer", "version": "1", "state": "READY"}
+    broken = by_name["broken.embed"]
+    assert broken["state"] == "UNAVAILABLE" and broken["version"] == "1"
+    assert "missing.onnx" in broken["reason"]
+    assert sorted(by_name) == sorted([*BROKEN, *READY_NAMES])
+
+
+def test_repository_index_ready_only(server: ServerProcess) -> None:
+    # tritonclient's get_model_repository_index() does not send `ready`; its own stub does.
+    stub = triton_grpc.GRPCInferenceServiceStub(server.channel)
+    ready = stub.RepositoryIndex(triton_pb.RepositoryIndexRequest(ready=True), timeout=10)
+    assert [(m.name, m.state, m.reason) for m in ready.models] == [
+        (name, "READY", "") for name in READY_NAMES
+    ]
+    every = stub.RepositoryIndex(triton_pb.RepositoryIndexRequest(ready=False), timeout=10)
+    assert [m.name for m in every.models] == [*BROKEN, *READY_NAMES]
+    with pytest.raises(grpc.RpcError) as info:
+        stub.RepositoryIndex(triton_pb.RepositoryIndexRequest(repository_name="x"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "repository_name 'x'" in str(info.value.details())
+
+
+def test_model_control_is_refused_clearly(client: triton.InferenceServerClient) -> None:
+    for call, action in ((client.load_model, "load"), (client.unload_model, "unload")):
+        with pytest.raises(triton.InferenceServerException) as info:
+            call("minilm")
+        assert info.value.status() == "StatusCode.UNIMPLEMENTED"
+        message = str(info.value.message())
+        assert f"cannot {action} model 'minilm'" in message and "static" in message
+    assert client.is_model_ready("minilm")  # and nothing was unloaded
 
 
 # -- inference equals attnserve.v1 ------------------------------------------------------

@@ -2,8 +2,9 @@
 
 ModelInfer goes through CallRunner like every attnserve.v1 call (admission, deadline,
 metrics, error codes) and through the same pipelines and schedulers; the other RPCs only
-read the repository. Tensors on the wire: kserve_tensors; the V2 models: kserve_models;
-the computation: kserve_infer.
+read the repository (RepositoryIndex lists it; it is static, so RepositoryModelLoad and
+RepositoryModelUnload answer UNIMPLEMENTED). Tensors on the wire: kserve_tensors; the V2
+models: kserve_models; the computation: kserve_infer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import grpc
 
 from service.api.calls import CallRunner
 from service.api.kserve_infer import infer
-from service.api.kserve_models import VERSION, Catalogue, V2Name
+from service.api.kserve_models import READY, VERSION, Catalogue, V2Name
 from service.api.kserve_stats import Counters, Statistics
 from service.api.kserve_tensors import (
     int_parameter,
@@ -130,6 +131,34 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
 
         return await _answer(context, build)
 
+    # -- model repository (Triton extension) -----------------------------------------------
+
+    async def RepositoryIndex(
+        self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryIndexResponse:
+        if request.repository_name:  # as Triton answers: one repository, never named
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"repository_name {request.repository_name!r}: naming a repository is not "
+                "supported; leave it empty for the server's one repository",
+            )
+        models = self._catalogue.index(self._calls.draining)
+        if request.ready:
+            models = [m for m in models if m.state == READY]
+        return pb.RepositoryIndexResponse(models=models)
+
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryModelLoadResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _static("load", request.model_name))
+        raise AssertionError("abort raises")  # only satisfies the type checker
+
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepositoryModelUnloadResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, _static("unload", request.model_name))
+        raise AssertionError("abort raises")  # only satisfies the type checker
+
     # -- inference ----------------------------------------------------------------------
 
     async def ModelInfer(
@@ -180,6 +209,14 @@ async def _answer(context: grpc.aio.ServicerContext, build: Callable[[], T]) -> 
     except ServiceError as exc:
         await context.abort(exc.code, exc.message)
         raise  # abort raises; this line only satisfies the type checker
+
+
+def _static(action: str, name: str) -> str:
+    return (
+        f"cannot {action} model {name!r}: the model repository is static; the server loads "
+        "every model in its --models folder at start-up (restart it to change them; "
+        "RepositoryIndex lists them)"
+    )
 
 
 def _model_stats(name: str, c: Counters) -> pb.ModelStatistics:

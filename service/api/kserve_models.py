@@ -20,6 +20,7 @@ from service.tasks.encoder import Limits
 
 BARE = "infer"  # the task label of a bare-model request, in metrics too
 VERSION = "1"
+READY, UNAVAILABLE = "READY", "UNAVAILABLE"  # Triton's model states in RepositoryIndex
 PLATFORM = "onnxruntime_onnx"
 ID_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -74,11 +75,33 @@ class Catalogue:
         return self._repo.limits
 
     def names(self, ready_only: bool = True) -> list[str]:
+        return [
+            name
+            for model in self._repo.models.values()
+            if model.ready or not ready_only
+            for name in _views(model)
+        ]
+
+    def index(self, draining: bool) -> list[pb.RepositoryIndexResponse.ModelIndex]:
+        """Every V2 name of every repository model, with Triton's state and the reason.
+
+        READY as ModelReady says it (a ready model, a server not draining); otherwise
+        UNAVAILABLE with why: the load error, "still loading", or the shutdown.
+        """
         out = []
         for model in self._repo.models.values():
-            if model.ready or not ready_only:
-                bare = [model.name] if _serves_bare(model) else []
-                out += [*bare, *(f"{model.name}.{task}" for task in model.tasks)]
+            if model.ready and not draining:
+                state, reason = READY, ""
+            elif model.ready:
+                state, reason = UNAVAILABLE, "the server is shutting down"
+            else:
+                state, reason = UNAVAILABLE, model.error or "still loading"
+            out += [
+                pb.RepositoryIndexResponse.ModelIndex(
+                    name=name, version=VERSION, state=state, reason=reason
+                )
+                for name in _views(model)
+            ]
         return out
 
     def exists(self, v2: V2Name) -> bool:
@@ -213,6 +236,12 @@ class Catalogue:
             ),
             parameters={k: pb.ModelParameter(string_value=v) for k, v in parameters.items()},
         )
+
+
+def _views(model: Model) -> list[str]:
+    """The V2 names of one repository model: ``<model>`` if served bare, ``<model>.<task>``."""
+    bare = [model.name] if _serves_bare(model) else []
+    return [*bare, *(f"{model.name}.{task}" for task in model.tasks)]
 
 
 def _serves_bare(model: Model) -> bool:
