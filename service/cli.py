@@ -89,17 +89,11 @@ def _serve_parser(sub: Any) -> None:
 
 
 def _client_parsers(sub: Any) -> None:
+    # Where and how to connect: every client command.
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument(
         "--target", default="localhost:50051", help="server host:port (default: %(default)s)"
     )
-    connection.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=60.0,
-        help="deadline for the call, in seconds (default: %(default)s)",
-    )
-    connection.add_argument("--json", action="store_true", help="print the reply as JSON")
     connection.add_argument("--tls-ca", help="PEM CA to verify the server (turns TLS on)")
     connection.add_argument("--tls-cert", help="PEM client certificate (mutual TLS)")
     connection.add_argument("--tls-key", help="PEM client key (mutual TLS)")
@@ -113,10 +107,20 @@ def _client_parsers(sub: Any) -> None:
         action="store_true",
         help="send --token over plaintext (only where a sidecar terminates TLS)",
     )
-    with_model = argparse.ArgumentParser(add_help=False, parents=[connection])
-    with_model.add_argument("--model", default="", help="model name (default: the server's)")
+    # One call and its reply: every command but loadtest (which has its own deadline).
+    one_call = argparse.ArgumentParser(add_help=False, parents=[connection])
+    one_call.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=60.0,
+        help="deadline for the call, in seconds (default: %(default)s)",
+    )
+    one_call.add_argument("--json", action="store_true", help="print the reply as JSON")
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model", default="", help="model name (default: the server's)")
+    with_model = [one_call, model]
 
-    p = sub.add_parser("summarize", parents=[with_model], help="summarize a UTF-8 text file")
+    p = sub.add_parser("summarize", parents=with_model, help="summarize a UTF-8 text file")
     p.add_argument("file", help="the text file (- = stdin)")
     p.add_argument(
         "--max-sentences",
@@ -124,7 +128,7 @@ def _client_parsers(sub: Any) -> None:
         default=0,
         help="sentences in the summary (default: 0, the server's default of 3)",
     )
-    p = sub.add_parser("answer", parents=[with_model], help="answer a question from a context")
+    p = sub.add_parser("answer", parents=with_model, help="answer a question from a context")
     p.add_argument("--context", required=True, help="UTF-8 file holding the context (- = stdin)")
     p.add_argument(
         "--top-k",
@@ -133,17 +137,19 @@ def _client_parsers(sub: Any) -> None:
         help="answers to return, best first (default: 0, the server's default of 1)",
     )
     p.add_argument("question")
-    p = sub.add_parser("embed", parents=[with_model], help="embed one or more texts")
+    p = sub.add_parser("embed", parents=with_model, help="embed one or more texts")
     p.add_argument("texts", nargs="+")
     p.add_argument("--raw", action="store_true", help="do not L2-normalise")
-    sub.add_parser("models", parents=[connection], help="list the server's models")
-    p = sub.add_parser("health", parents=[connection], help="gRPC health check (exit 0 if SERVING)")
+    sub.add_parser("models", parents=[one_call], help="list the server's models")
+    p = sub.add_parser("health", parents=[one_call], help="gRPC health check (exit 0 if SERVING)")
     p.add_argument(
         "--service",
         default="",
         help="a gRPC service name, e.g. attnserve.v1.TextInference (default: '', the server)",
     )
-    p = sub.add_parser("loadtest", parents=[with_model], help="closed/open-loop load, rate sweeps")
+    p = sub.add_parser(
+        "loadtest", parents=[connection, model], help="closed/open-loop load, rate sweeps"
+    )
     from service.loadtest.cli import add_arguments
 
     add_arguments(p)

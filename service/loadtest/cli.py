@@ -63,7 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="R",
         help="sweep these open-loop rates (requests/s) instead of --sweep's",
     )
-    parser.add_argument("--deadline", type=float, default=10.0, help="per-request timeout (s)")
+    parser.add_argument(
+        "--deadline",
+        type=_positive(float),
+        default=10.0,
+        help="per-request timeout in seconds (default: %(default)s)",
+    )
     parser.add_argument(
         "--plot",
         type=Path,
