@@ -100,7 +100,7 @@ reliability: $(INSTALLED) $(MODELS)
 
 # Renders and validates every Kubernetes overlay, lints the Dockerfiles, checks policies.
 deploy-check: $(INSTALLED) $(KUSTOMIZE)
-	$(PY) scripts/deploy_check.py
+	$(PY) -m scripts.deploy_check
 
 # No container engine runs on the development machines; CI proves deploy/ with deploy-check.
 image:

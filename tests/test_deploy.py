@@ -8,36 +8,50 @@ everything cannot go unnoticed.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, Summary
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("deploy_check", ROOT / "scripts" / "deploy_check.py")
-assert _spec and _spec.loader
-dc = importlib.util.module_from_spec(_spec)
-sys.modules["deploy_check"] = dc
-_spec.loader.exec_module(dc)
+from scripts.deploy_check.common import DOCKER, K8S, ROOT
+from scripts.deploy_check.docker import check_dockerfile, hadolint
+from scripts.deploy_check.metrics import (
+    check_adapter,
+    check_alerts,
+    check_dashboard,
+    check_promql,
+    exported_series,
+    promql_metric_names,
+)
+from scripts.deploy_check.policies import check_policies
+from scripts.deploy_check.project import load_project
+from scripts.deploy_check.render import (
+    kustomize_command,
+    load_crd_schemas,
+    render,
+    validate_objects,
+)
+from service.config import Settings
 
 pytestmark = pytest.mark.skipif(
-    dc.kustomize_command() is None, reason="needs kubectl or kustomize to render overlays"
+    kustomize_command() is None, reason="needs kubectl or kustomize to render overlays"
 )
 
 
 @pytest.fixture(scope="module")
 def project() -> Any:
-    return dc.load_project()
+    return load_project()
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict[str, Any]]]:
     out = {}
     for name in ("cpu", "gpu"):
-        docs, findings = dc.render(dc.K8S / "overlays" / name)
+        docs, findings = render(K8S / "overlays" / name)
         assert not findings, findings
         out[name] = docs
     return out
@@ -45,7 +59,7 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def adapter_metrics(project: Any) -> set[str]:
-    findings, exposed = dc.check_adapter(dc.K8S / "prometheus-adapter" / "values.yaml", project)
+    findings, exposed = check_adapter(K8S / "prometheus-adapter" / "values.yaml", project)
     assert not findings
     return exposed
 
@@ -64,10 +78,8 @@ def _rules(findings: list[Any]) -> set[str]:
 
 def test_everything_in_deploy_passes() -> None:
     """`make deploy-check` as a user runs it: every check on the real files, exit 0."""
-    import subprocess
-
     result = subprocess.run(
-        [sys.executable, "scripts/deploy_check.py"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "scripts.deploy_check"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout
@@ -83,7 +95,7 @@ def test_everything_in_deploy_passes() -> None:
 def _policies(
     docs: list[dict[str, Any]], project: Any, adapter: set[str], overlay: str = "cpu"
 ) -> list[Any]:
-    return dc.check_policies(f"deploy/k8s/overlays/{overlay}", docs, project, None, adapter)
+    return check_policies(f"deploy/k8s/overlays/{overlay}", docs, project, None, adapter)
 
 
 def test_real_overlays_pass_policies(rendered: dict, project: Any, adapter_metrics: set) -> None:
@@ -214,7 +226,7 @@ def test_gpu_overlay_without_a_gpu_is_caught(
 def test_strict_schema_rejects_unknown_fields(rendered: dict) -> None:
     docs = copy.deepcopy(rendered["cpu"])
     _server(docs)["readinesProbe"] = {"grpc": {"port": 50051}}  # a typo'd field name
-    findings = dc.validate_objects("cpu", docs, {}, dc.load_crd_schemas())
+    findings = validate_objects("cpu", docs, {}, load_crd_schemas())
     assert findings and all(f.rule == "k8s-schema" for f in findings)
     assert "readinesProbe" in findings[0].message and "1.29" in findings[0].message
 
@@ -223,13 +235,13 @@ def test_crd_schema_rejects_unknown_fields(rendered: dict) -> None:
     docs = copy.deepcopy(rendered["cpu"])
     _obj(docs, "ServiceMonitor")["spec"]["endpoints"][0]["intervall"] = "15s"
     _obj(docs, "PrometheusRule")["spec"]["groups"][0]["rules"][0]["for"] = "ten minutes"
-    findings = dc.validate_objects("cpu", docs, {}, dc.load_crd_schemas())
+    findings = validate_objects("cpu", docs, {}, load_crd_schemas())
     assert len(findings) == 2 and {f.rule for f in findings} == {"crd-schema"}
 
 
 def test_unknown_kind_without_schema_is_reported() -> None:
     doc = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    findings = dc.validate_objects("x", [doc], {}, dc.load_crd_schemas())
+    findings = validate_objects("x", [doc], {}, load_crd_schemas())
     assert [f.rule for f in findings] == ["crd-schema"]
 
 
@@ -259,7 +271,7 @@ def test_unknown_kind_without_schema_is_reported() -> None:
     ],
 )
 def test_promql_metric_names(expr: str, names: list[str]) -> None:
-    assert dc.promql_metric_names(expr) == names
+    assert promql_metric_names(expr) == names
 
 
 def test_metric_series_follow_prometheus_client(project: Any) -> None:
@@ -271,8 +283,42 @@ def test_metric_series_follow_prometheus_client(project: Any) -> None:
     assert "attnserve_queue_depth" in project.series
 
 
+def test_series_are_those_a_registry_exposes() -> None:
+    """Names from the families a registry collects: a counter's family drops _total (declared
+    with it or not), a histogram has no bare series."""
+    registry = CollectorRegistry()
+    Counter("a_requests", "", registry=registry)
+    Counter("b_rows_total", "", ["model"], registry=registry)
+    Gauge("c_depth", "", registry=registry)
+    Histogram("d_seconds", "", registry=registry)
+    Summary("e_bytes", "", registry=registry)
+    Info("f_build", "", registry=registry)
+    Enum("g_state", "", states=["up", "down"], registry=registry)
+    series, families = exported_series(registry)
+    assert families == {
+        "a_requests_total": "Counter",
+        "b_rows_total": "Counter",
+        "c_depth": "Gauge",
+        "d_seconds": "Histogram",
+        "e_bytes": "Summary",
+        "f_build": "Info",
+        "g_state": "Enum",
+    }
+    assert series["a_requests_total"] == "a_requests_total" and "a_requests" not in series
+    assert series["b_rows_total"] == series["b_rows_created"] == "b_rows_total"
+    assert {"d_seconds_bucket", "d_seconds_sum", "d_seconds_count"} <= set(series)
+    assert "d_seconds" not in series and "e_bytes" in series and "f_build_info" in series
+
+
+def test_ports_and_drain_are_the_settings_defaults(project: Any) -> None:
+    fields = Settings.model_fields
+    assert project.grpc_port == fields["grpc_port"].default
+    assert project.metrics_port == fields["metrics_port"].default
+    assert project.grace_period_s == fields["grace_period_s"].default
+
+
 def test_unknown_and_bare_histogram_names_are_caught(project: Any) -> None:
-    findings = dc.check_promql(
+    findings = check_promql(
         "deploy/k8s/base/prometheusrule.yaml",
         "rule X",
         "histogram_quantile(0.99, rate(attnserve_request_duration_seconds[5m])) + attnserve_queue_dept",  # noqa: E501
@@ -290,7 +336,7 @@ def test_alert_with_a_wrong_metric_is_caught(rendered: dict, project: Any) -> No
     rule["expr"] = rule["expr"].replace(
         "attnserve_request_duration_seconds_bucket", "attnserve_latency_bucket"
     )
-    findings = dc.check_alerts("cpu", docs, project)
+    findings = check_alerts("cpu", docs, project)
     assert any(
         f.rule == "metric-names" and "attnserve_latency_bucket" in f.message for f in findings
     )
@@ -300,12 +346,12 @@ def test_alert_with_a_wrong_metric_is_caught(rendered: dict, project: Any) -> No
 def test_dashboard_must_cover_every_metric(tmp_path: Path, project: Any) -> None:
     import json
 
-    dashboard = json.loads((dc.K8S / "base" / "dashboards" / "attnserve.json").read_text())
+    dashboard = json.loads((K8S / "base" / "dashboards" / "attnserve.json").read_text())
     for panel in dashboard["panels"]:
         panel["targets"] = [t for t in panel.get("targets", []) if "truncated" not in t["expr"]]
     path = tmp_path / "d.json"
     path.write_text(json.dumps(dashboard))
-    findings = dc.check_dashboard(path, project)
+    findings = check_dashboard(path, project)
     assert [f.message for f in findings] == [
         "no panel shows attnserve_truncated_rows_total (service/metrics.py)"
     ]
@@ -317,11 +363,11 @@ def test_dashboard_must_cover_every_metric(tmp_path: Path, project: Any) -> None
 
 @pytest.fixture(scope="module")
 def dockerfile_cpu() -> str:
-    return (dc.DOCKER / "Dockerfile.cpu").read_text()
+    return (DOCKER / "Dockerfile.cpu").read_text()
 
 
 def _docker(text: str, project: Any, flavour: str = "cpu") -> list[Any]:
-    return dc.check_dockerfile(dc.DOCKER / f"Dockerfile.{flavour}", project, flavour, text)
+    return check_dockerfile(DOCKER / f"Dockerfile.{flavour}", project, flavour, text)
 
 
 def test_version_differing_from_pyproject_is_caught(dockerfile_cpu: str, project: Any) -> None:
@@ -367,7 +413,7 @@ def test_root_or_missing_user_is_caught(dockerfile_cpu: str, project: Any) -> No
 
 
 def test_gpu_dockerfile_must_install_the_gpu_extra(project: Any) -> None:
-    text = (dc.DOCKER / "Dockerfile.gpu").read_text().replace('".[gpu]"', '".[cpu]"')
+    text = (DOCKER / "Dockerfile.gpu").read_text().replace('".[gpu]"', '".[cpu]"')
     assert "runtime-extra" in _rules(_docker(text, project, "gpu"))
 
 
@@ -379,5 +425,5 @@ def test_gpu_dockerfile_must_install_the_gpu_extra(project: Any) -> None:
 def test_hadolint_flags_a_bad_dockerfile(tmp_path: Path) -> None:
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN pip install requests\n")
-    codes = {f.message.split()[0] for f in dc.hadolint(bad)}
+    codes = {f.message.split()[0] for f in hadolint(bad)}
     assert {"DL3007", "DL3013"} <= codes
