@@ -1,7 +1,7 @@
 """`attnserve export` / `python -m export`: arguments, dispatch by task, errors → exit codes.
 
 Exit codes: 0 exported; 1 bad input or a failed check (fusion, parity); 2 bad usage,
-including a task that is not implemented yet.
+including an option the task does not support yet.
 """
 
 import argparse
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from export.errors import ExportError
 from export.source import open_source
+from service.model_format import KIND_TASKS, SPAN_QA, SUMMARIZATION
 
-TASKS = ("feature-extraction", "question-answering", "summarization")
-IMPLEMENTED_TASKS = frozenset({"feature-extraction", "question-answering", "summarization"})
+TASKS = tuple(KIND_TASKS)  # each model kind model.yaml records is one export task
 DEFAULT_OPSET = 14
 
 
@@ -53,9 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> None:
-    if args.task not in IMPLEMENTED_TASKS:
-        raise ExportError(f"task {args.task} is not supported yet", exit_code=2)
-    if args.int8 and args.task in ("question-answering", "summarization"):
+    if args.int8 and args.task in (SPAN_QA, SUMMARIZATION):
         raise ExportError(f"--int8 is not supported for {args.task} yet", exit_code=2)
     source = open_source(args.src)
     out: Path = args.out.expanduser().resolve()
@@ -66,7 +64,7 @@ def _export(args: argparse.Namespace) -> None:
     # Local folders only: transformers must never reach for the model hub.
     os.environ["HF_HUB_OFFLINE"] = "1"
     # Imported here, not at the top: it pulls in torch, and input errors should come at once.
-    if args.task == "question-answering":
+    if args.task == SPAN_QA:
         from export import question_answering
 
         question_answering.export(
@@ -77,7 +75,7 @@ def _export(args: argparse.Namespace) -> None:
             allow_unfused=args.allow_unfused,
         )
         return
-    if args.task == "summarization":
+    if args.task == SUMMARIZATION:
         from export import summarization
 
         summarization.export(source, out, name=args.name or out.name, opset=args.opset)

@@ -19,9 +19,17 @@ from transformers.utils import logging as transformers_logging
 
 from export import fusion
 from export.errors import ExportError
-from export.manifest import MODEL_FILE, sha256_file
 from export.progress import Progress
-from export.source import CONFIG_FILE, TOKENIZER_FILE, SourceFolder
+from export.source import CONFIG_FILE, SourceFolder
+from service.model_format import (
+    FEATURE_EXTRACTION,
+    LAST_HIDDEN_STATE,
+    MODEL_FILE,
+    SPAN_OUTPUTS,
+    SPAN_QA,
+    TOKENIZER_FILE,
+    sha256_file,
+)
 
 # config.model_type → the onnxruntime.transformers optimizer that fuses it. All of these are
 # post-LayerNorm BERT-style blocks, which the "bert" optimizer's attention fusion matches —
@@ -53,10 +61,8 @@ class Head:
     outputs: tuple[str, ...]
 
 
-HIDDEN_STATES = Head("feature-extraction", AutoModel, ("last_hidden_state",))
-SPAN_LOGITS = Head(
-    "question-answering", AutoModelForQuestionAnswering, ("start_logits", "end_logits")
-)
+HIDDEN_STATES = Head(FEATURE_EXTRACTION, AutoModel, (LAST_HIDDEN_STATE,))
+SPAN_LOGITS = Head(SPAN_QA, AutoModelForQuestionAnswering, tuple(SPAN_OUTPUTS))
 
 
 class _Outputs(torch.nn.Module):

@@ -9,29 +9,23 @@ from pathlib import Path
 
 from export import encoder, fusion, parity
 from export.errors import ExportError
-from export.manifest import (
-    MODEL_FILE,
-    Manifest,
-    Parity,
-    Source,
-    created_now,
-    library_versions,
-    sha256_file,
-    write_manifest,
-)
+from export.manifest import created_now, library_versions, source_record
 from export.output import staged_directory
 from export.progress import Progress
 from export.quantize import quantize_int8
-from export.source import (
+from export.source import SourceFolder, max_sequence_length, normalize, pooling
+from service import model_format
+from service.model_format import (
+    FEATURE_EXTRACTION,
+    KIND_TASKS,
+    MODEL_FILE,
     TOKENIZER_FILE,
-    SourceFolder,
-    max_sequence_length,
-    normalize,
-    pooling,
+    EncoderManifest,
+    Parity,
 )
 
-EXPORT_TASK = "feature-extraction"
-SERVING_TASKS = ["embed", "summarize", "answer"]
+EXPORT_TASK = FEATURE_EXTRACTION
+SERVING_TASKS = list(KIND_TASKS[EXPORT_TASK])
 
 
 def export(
@@ -73,7 +67,7 @@ def export(
 
         progress.step(f"writing {out}")
         hashes = encoder.stage_files(final, source, staging)
-        manifest = Manifest(
+        manifest = EncoderManifest(
             name=name,
             export_task=EXPORT_TASK,
             tasks=SERVING_TASKS,
@@ -96,11 +90,11 @@ def export(
             fully_fused=fully_fused,
             parity=result,
             quantization=quantization,
-            source=Source(path=str(source.path), config_sha256=sha256_file(source.config_path)),
+            source=source_record(source),
             versions=library_versions(),
             created=created_now(),
         )
-        write_manifest(manifest, staging)
+        model_format.write(staging, manifest)
     progress.finish(f"exported {name} ({precision}) to {out}")
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from export.manifest import Parity
+from service.model_format import Parity
 
 # Varied lengths, punctuation, numbers, casing and a little non-ASCII, so that padding, long
 # rows and unusual word pieces are all exercised.

@@ -6,7 +6,7 @@ from pathlib import Path
 import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from export.manifest import Quantization
+from service.model_format import Quantization
 
 # GELU's output has a much wider range than any other activation, and dynamic quantization
 # scales each activation tensor as a whole, so the FFN down-projection that reads it loses the

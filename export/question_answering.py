@@ -13,22 +13,22 @@ import numpy as np
 from export import encoder, fusion, parity
 from export.errors import ExportError
 from export.feature_extraction import require_parity
-from export.manifest import (
-    MODEL_FILE,
-    Source,
-    SpanDecoding,
-    SpanManifest,
-    created_now,
-    library_versions,
-    sha256_file,
-    write_manifest,
-)
+from export.manifest import created_now, library_versions, source_record
 from export.output import staged_directory
 from export.progress import Progress
-from export.source import TOKENIZER_FILE, SourceFolder, max_sequence_length
+from export.source import SourceFolder, max_sequence_length
+from service import model_format
+from service.model_format import (
+    KIND_TASKS,
+    MODEL_FILE,
+    SPAN_QA,
+    TOKENIZER_FILE,
+    SpanManifest,
+    SpanSettings,
+)
 
-EXPORT_TASK = "question-answering"
-SERVING_TASKS = ["answer"]
+EXPORT_TASK = SPAN_QA
+SERVING_TASKS = list(KIND_TASKS[EXPORT_TASK])
 PIPELINE_MAX_WINDOW = 384
 DEFAULT_MAX_ANSWER_LENGTH = 15
 # Why the optimizer leaves a block unfused, by model type, for model.yaml and the README.
@@ -45,7 +45,7 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
     progress.step(f"loading {source.path}")
     model = encoder.load_encoder(source, encoder.SPAN_LOGITS)
     window = min(max_sequence_length(source, model.position_limit), PIPELINE_MAX_WINDOW)
-    decoding = SpanDecoding(
+    decoding = SpanSettings(
         doc_stride=min(window // 2, 128),
         max_answer_length=DEFAULT_MAX_ANSWER_LENGTH,
         cls_token_id=_cls_token_id(source),
@@ -93,13 +93,13 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
             fully_fused=fully_fused,
             parity=result,
             quantization=None,
-            source=Source(path=str(source.path), config_sha256=sha256_file(source.config_path)),
+            source=source_record(source),
             versions=library_versions(),
             created=created_now(),
             question_answering=decoding,
             fusion_notes=_fusion_notes(summary, model),
         )
-        write_manifest(manifest, staging)
+        model_format.write(staging, manifest)
     progress.finish(f"exported {name} (fp32) to {out}")
 
 

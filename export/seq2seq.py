@@ -35,12 +35,22 @@ from transformers.models.t5.modeling_t5 import T5Attention
 from export.encoder import load_pretrained
 from export.errors import ExportError
 from export.source import SourceFolder
+from service.model_format import (
+    CROSS,
+    ENCODER_INPUTS,
+    LAST_HIDDEN_STATE,
+    LOGITS,
+    PAST,
+    PRESENT,
+    Generation,
+    cache_names,
+    decoder_inputs,
+    decoder_outputs,
+    encoder_outputs,
+)
 
 # config.model_type → the onnxruntime.transformers optimizer type for its graphs.
 OPTIMIZER_TYPES = {"t5": "t5", "mt5": "t5", "bart": "bart"}
-ENCODER_INPUTS = ["input_ids", "attention_mask"]
-ENCODER_HIDDEN = "last_hidden_state"
-LOGITS = "logits"
 # The longest decoder a T5 is asked for: relative positions have no table to run out of.
 T5_DECODER_LIMIT = 1024
 # Generation settings that change what greedy or beam search returns and that the server
@@ -59,28 +69,6 @@ _UNSUPPORTED_GENERATION = {
     "exponential_decay_length_penalty": None,
     "renormalize_logits": False,
 }
-
-
-def cache_names(kind: str, layers: int) -> list[str]:
-    """`{kind}.{i}.key`, `{kind}.{i}.value` for every layer, in graph order."""
-    return [f"{kind}.{i}.{part}" for i in range(layers) for part in ("key", "value")]
-
-
-@dataclass(frozen=True)
-class Generation:
-    """The source's generation defaults, as the server applies them."""
-
-    decoder_start_token_id: int
-    eos_token_ids: list[int]
-    pad_token_id: int
-    max_new_tokens: int
-    num_beams: int
-    length_penalty: float
-    early_stopping: bool | str
-    no_repeat_ngram_size: int
-    min_length: int
-    forced_bos_token_id: int | None
-    forced_eos_token_id: int | None
 
 
 @dataclass(frozen=True)
@@ -136,9 +124,6 @@ def load(source: SourceFolder) -> Seq2Seq:
         d_kv = config.d_model // heads
         layers, encoder_heads = config.decoder_layers, config.encoder_attention_heads
         position_limit = decoder_limit = config.max_position_embeddings
-    decoder_inputs = ["input_ids", *(["position_ids"] if not is_t5 else []), "attention_mask"]
-    decoder_inputs += ["encoder_attention_mask", *cache_names("past", layers)]
-    decoder_inputs += cache_names("cross", layers)
     return Seq2Seq(
         model=model,
         encoder=_EncoderWithCrossCache(model, _cross_projections(model, is_t5), heads, d_kv).eval(),
@@ -155,9 +140,9 @@ def load(source: SourceFolder) -> Seq2Seq:
         position_limit=position_limit,
         decoder_limit=decoder_limit,
         generation=_generation(model.generation_config, config, decoder_limit),
-        decoder_inputs=decoder_inputs,
-        decoder_outputs=[LOGITS, *cache_names("present", layers)],
-        encoder_outputs=[ENCODER_HIDDEN, *cache_names("cross", layers)],
+        decoder_inputs=decoder_inputs(layers, positions=not is_t5),
+        decoder_outputs=decoder_outputs(layers),
+        encoder_outputs=encoder_outputs(layers),
     )
 
 
@@ -376,9 +361,9 @@ def dummy_decoder_feeds(model: Seq2Seq, batch: int, past: int, source: int) -> d
         "attention_mask": torch.ones(batch, past + 1, dtype=torch.int64),
         "encoder_attention_mask": torch.ones(batch, source, dtype=torch.int64),
     }
-    for name in cache_names("past", model.num_layers):
+    for name in cache_names(PAST, model.num_layers):
         feeds[name] = torch.randn(cache)
-    for name in cache_names("cross", model.num_layers):
+    for name in cache_names(CROSS, model.num_layers):
         feeds[name] = torch.randn(cross)
     return {name: feeds[name] for name in model.decoder_inputs}
 
@@ -387,7 +372,7 @@ def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path, opset: i
     batch, source, past = 2, 7, 3
     ids = torch.arange(batch * source, dtype=torch.int64).reshape(batch, source) % model.vocab_size
     encoder_axes = {name: {0: "batch", 2: "source"} for name in model.encoder_outputs}
-    encoder_axes[ENCODER_HIDDEN] = {0: "batch", 1: "source"}
+    encoder_axes[LAST_HIDDEN_STATE] = {0: "batch", 1: "source"}
     decoder_axes: dict[str, dict[int, str]] = {
         "input_ids": {0: "batch"},
         "position_ids": {0: "batch"},
@@ -395,11 +380,11 @@ def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path, opset: i
         "encoder_attention_mask": {0: "batch", 1: "source"},
         LOGITS: {0: "batch"},
     }
-    for name in cache_names("past", model.num_layers):
+    for name in cache_names(PAST, model.num_layers):
         decoder_axes[name] = {0: "batch", 2: "past"}
-    for name in cache_names("present", model.num_layers):
+    for name in cache_names(PRESENT, model.num_layers):
         decoder_axes[name] = {0: "batch", 2: "total"}
-    for name in cache_names("cross", model.num_layers):
+    for name in cache_names(CROSS, model.num_layers):
         decoder_axes[name] = {0: "batch", 2: "source"}
     decoder_feeds = dummy_decoder_feeds(model, batch, past, source)
     with warnings.catch_warnings(), torch.no_grad():

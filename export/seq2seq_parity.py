@@ -11,7 +11,6 @@ The loop feeds the cache the way the server does: the first step sees one masked
 slot in its past, so the masking of padded past rows is exercised too.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +20,20 @@ from tokenizers import Tokenizer
 from transformers import GenerationConfig
 
 from export.parity import SENTENCES
-from export.seq2seq import ENCODER_HIDDEN, LOGITS, Seq2Seq, cache_names
+from export.seq2seq import Seq2Seq
+from service.model_format import (
+    CROSS,
+    LAST_HIDDEN_STATE,
+    LOGITS,
+    PAST,
+    PRESENT,
+    Seq2SeqParity,
+    cache_names,
+)
 
 MAX_ABS_DIFF_LIMIT = 1e-4
 STEPS = 16
 SENTENCE_COUNT = 8
-
-
-@dataclass(frozen=True)
-class Seq2SeqParity:
-    reference: str
-    sentences: int
-    steps: int
-    encoder_max_abs_diff: float
-    decoder_max_abs_diff: float
-    max_abs_diff_limit: float
-    greedy_identical: int  # sentences whose greedy ids equal transformers' generate
-    passed: bool
 
 
 def check(
@@ -58,7 +54,7 @@ def check(
             input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)
         ).last_hidden_state.numpy()
     real = mask.astype(bool)
-    encoder_diff = float(np.abs(encoded[ENCODER_HIDDEN] - reference_hidden)[real].max())
+    encoder_diff = float(np.abs(encoded[LAST_HIDDEN_STATE] - reference_hidden)[real].max())
 
     tokens, logits = _greedy(model, decoder_session, encoded, mask)
     start = model.generation.decoder_start_token_id
@@ -109,10 +105,10 @@ def _greedy(
 ) -> tuple[np.ndarray, np.ndarray]:
     """STEPS argmax tokens per row, and the logits each step produced: [rows, STEPS, vocab]."""
     rows = len(mask)
-    past_names = cache_names("past", model.num_layers)
+    past_names = cache_names(PAST, model.num_layers)
     empty = np.zeros((rows, model.num_heads, 1, model.d_kv), dtype=np.float32)
     feeds: dict[str, np.ndarray] = {name: empty for name in past_names}
-    feeds |= {name: encoded[name] for name in cache_names("cross", model.num_layers)}
+    feeds |= {name: encoded[name] for name in cache_names(CROSS, model.num_layers)}
     feeds["encoder_attention_mask"] = mask
     # One padding slot in the past, masked out, as the server's first step has.
     self_mask = np.array([[0, 1]] * rows, dtype=np.int64)
@@ -129,7 +125,7 @@ def _greedy(
         current = step_logits.argmax(axis=-1)[:, None].astype(np.int64)
         tokens.append(current[:, 0])
         logits.append(step_logits)
-        for past, present in zip(past_names, cache_names("present", model.num_layers), strict=True):
+        for past, present in zip(past_names, cache_names(PRESENT, model.num_layers), strict=True):
             feeds[past] = outputs[present]
         self_mask = np.concatenate([self_mask, np.ones((rows, 1), dtype=np.int64)], axis=1)
     return np.stack(tokens, axis=1), np.stack(logits, axis=1)

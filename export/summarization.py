@@ -7,54 +7,29 @@ generation defaults) besides the usual record (fused ops, parity, hashes, versio
 
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from export import fusion, seq2seq, seq2seq_parity
 from export.errors import ExportError
-from export.manifest import (
-    ManifestHeader,
-    Source,
-    created_now,
-    library_versions,
-    sha256_file,
-    write_manifest,
-)
+from export.manifest import created_now, library_versions, source_record
 from export.output import staged_directory
 from export.progress import Progress
-from export.seq2seq import ENCODER_INPUTS, Generation
-from export.seq2seq_parity import Seq2SeqParity
-from export.source import CONFIG_FILE, TOKENIZER_FILE, SourceFolder, max_sequence_length
+from export.source import CONFIG_FILE, SourceFolder, max_sequence_length
+from service import model_format
+from service.model_format import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    ENCODER_INPUTS,
+    KIND_TASKS,
+    SUMMARIZATION,
+    TOKENIZER_FILE,
+    Seq2SeqManifest,
+    sha256_file,
+)
 
-EXPORT_TASK = "summarization"
-SERVING_TASKS = ["summarize"]
-ENCODER_FILE = "encoder_model.onnx"
-DECODER_FILE = "decoder_model.onnx"
+EXPORT_TASK = SUMMARIZATION
+SERVING_TASKS = list(KIND_TASKS[EXPORT_TASK])
 GENERATION_CONFIG_FILE = "generation_config.json"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Seq2SeqManifest(ManifestHeader):
-    max_sequence_length: int  # longest source text, in tokens
-    max_decoder_length: int  # most decoder positions, the start token included
-    hidden_size: int
-    num_layers: int  # decoder layers
-    num_heads: int  # decoder heads: cache tensors are [batch, num_heads, length, d_kv]
-    d_kv: int
-    vocab_size: int
-    inputs: list[str]  # the encoder's
-    decoder_inputs: list[str]
-    decoder_outputs: list[str]
-    encoder_outputs: list[str]
-    generation: Generation
-    opset: int
-    fused_ops: dict[str, dict[str, int]]  # per graph
-    unfused_ops: dict[str, dict[str, int]]
-    fully_fused: bool  # every attention block one fused node (see docs/seq2seq.md)
-    parity: Seq2SeqParity
-    source: Source
-    versions: dict[str, str]
-    created: str
 
 
 def export(source: SourceFolder, out: Path, *, name: str, opset: int) -> None:
@@ -131,11 +106,11 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int) -> None:
             # Encoder self-attention, decoder self- and cross-attention per layer.
             fully_fused=attention == model.num_layers * 2 + _encoder_layers(model),
             parity=parity,
-            source=Source(path=str(source.path), config_sha256=sha256_file(source.config_path)),
+            source=source_record(source),
             versions=library_versions(),
             created=created_now(),
         )
-        write_manifest(manifest, staging)
+        model_format.write(staging, manifest)
     progress.finish(
         f"exported {name} to {out} (decoder logits max abs diff "
         f"{parity.decoder_max_abs_diff:.2g}; attention fused: {attention} nodes)"

@@ -11,6 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from service.model_format import (
+    CROSS,
+    ENCODER_INPUTS,
+    LOGITS,
+    PAST,
+    PRESENT,
+    cache_names,
+    decoder_inputs,
+)
 from service.runtime.engine import Engine
 from service.seq2seq.cache import BatchCache
 from service.seq2seq.spec import Seq2SeqSpec
@@ -49,24 +58,22 @@ class Seq2SeqGraphs:
         self.decoder = Engine(
             f"{name}.decoder", folder / spec.decoder_file, providers, threads, _one
         )
-        layers = range(spec.num_layers)
-        self._cross = [f"cross.{i}.{part}" for i in layers for part in ("key", "value")]
-        self._past = [f"past.{i}.{part}" for i in layers for part in ("key", "value")]
-        self._present = [f"present.{i}.{part}" for i in layers for part in ("key", "value")]
+        self._cross = cache_names(CROSS, spec.num_layers)
+        self._past = cache_names(PAST, spec.num_layers)
+        self._present = cache_names(PRESENT, spec.num_layers)
         self._check()
         self._cross_index = [self.encoder.output_names.index(n) for n in self._cross]
         self._present_index = [self.decoder.output_names.index(n) for n in self._present]
-        self._logits_index = self.decoder.output_names.index("logits")
+        self._logits_index = self.decoder.output_names.index(LOGITS)
         self.takes_positions = "position_ids" in self.decoder.input_names
         self.providers = self.encoder.providers
 
     def _check(self) -> None:
-        expected = {"input_ids", "attention_mask", "encoder_attention_mask", "position_ids"}
-        expected |= {*self._past, *self._cross}
+        expected = set(decoder_inputs(self.spec.num_layers, positions=True))
         missing = set(self._cross) - set(self.encoder.output_names)
         missing |= set(self._present) - set(self.decoder.output_names)
         unknown = set(self.decoder.input_names) - expected
-        if missing or unknown or set(self.encoder.input_names) != {"input_ids", "attention_mask"}:
+        if missing or unknown or set(self.encoder.input_names) != set(ENCODER_INPUTS):
             raise GraphMismatch(
                 f"the graphs do not match model.yaml (missing outputs {sorted(missing)}, "
                 f"unexpected inputs {sorted(unknown)})"

@@ -1,0 +1,183 @@
+"""The record `attnserve export` writes as model.yaml: its keys are these dataclasses' fields,
+dumped in field order."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from service.model_format.names import (
+    FEATURE_EXTRACTION,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    SPAN_QA,
+    SUMMARIZATION,
+)
+
+
+@dataclass(frozen=True)
+class Parity:
+    reference: str
+    sentences: int
+    max_abs_diff: float
+    min_cosine: float
+    mean_cosine: float
+    max_abs_diff_limit: float | None  # None: recorded, not enforced
+    min_cosine_limit: float
+    mean_cosine_limit: float | None
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Quantization:
+    method: str
+    weight_type: str
+    per_channel: bool
+    fp32_matmuls: int  # MatMuls deliberately left unquantized
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str
+    config_sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManifestHeader:
+    """The keys every task's model.yaml starts with."""
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    export_task: str
+    tasks: list[str]
+    architecture: str
+    model_type: str
+    precision: str
+    files: dict[str, str]  # role (model, encoder, decoder, tokenizer) -> file name
+    sha256: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderManifest(ManifestHeader):
+    """An encoder's model.yaml (feature extraction)."""
+
+    max_sequence_length: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    pooling: str
+    normalize: bool
+    inputs: list[str]
+    outputs: list[str]
+    opset: int
+    fused_ops: dict[str, int]
+    unfused_ops: dict[str, int]
+    fully_fused: bool  # one fused Attention per layer; false only with --allow-unfused
+    parity: Parity
+    quantization: Quantization | None  # None: fp32
+    source: Source
+    versions: dict[str, str]
+    created: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpanSettings:
+    """How the server windows contexts and decodes spans (model.yaml `question_answering`);
+    request options override these."""
+
+    doc_stride: int  # tokens shared by consecutive windows of a long context
+    max_answer_length: int  # in tokens
+    # The classifier token's id: SQuAD2-style heads score "no answer" there, so it is never
+    # masked out as a non-context token.
+    cls_token_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpanManifest(EncoderManifest):
+    """A span question-answering model: the encoder's record plus what decoding needs."""
+
+    question_answering: SpanSettings
+    fusion_notes: list[str]  # what the optimizer left unfused, and why
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The source's generation defaults (model.yaml `generation`), as the server applies
+    them where a request leaves a setting 0."""
+
+    decoder_start_token_id: int
+    eos_token_ids: list[int]
+    pad_token_id: int
+    max_new_tokens: int
+    num_beams: int
+    length_penalty: float
+    early_stopping: bool | str
+    no_repeat_ngram_size: int
+    min_length: int
+    forced_bos_token_id: int | None
+    forced_eos_token_id: int | None
+
+
+@dataclass(frozen=True)
+class Seq2SeqParity:
+    reference: str
+    sentences: int
+    steps: int
+    encoder_max_abs_diff: float
+    decoder_max_abs_diff: float
+    max_abs_diff_limit: float
+    greedy_identical: int  # sentences whose greedy ids equal transformers' generate
+    passed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seq2SeqManifest(ManifestHeader):
+    """A summarization (encoder-decoder) model's model.yaml."""
+
+    max_sequence_length: int  # longest source text, in tokens
+    max_decoder_length: int  # most decoder positions, the start token included
+    hidden_size: int
+    num_layers: int  # decoder layers
+    num_heads: int  # decoder heads: cache tensors are [batch, num_heads, length, d_kv]
+    d_kv: int
+    vocab_size: int
+    inputs: list[str]  # the encoder's
+    decoder_inputs: list[str]
+    decoder_outputs: list[str]
+    encoder_outputs: list[str]
+    generation: Generation
+    opset: int
+    fused_ops: dict[str, dict[str, int]]  # per graph
+    unfused_ops: dict[str, dict[str, int]]
+    fully_fused: bool  # every attention block one fused node (see docs/seq2seq.md)
+    parity: Seq2SeqParity
+    source: Source
+    versions: dict[str, str]
+    created: str
+
+
+Record = EncoderManifest | Seq2SeqManifest  # SpanManifest is an EncoderManifest
+RECORDS: dict[str, type[EncoderManifest] | type[Seq2SeqManifest]] = {
+    FEATURE_EXTRACTION: EncoderManifest,
+    SPAN_QA: SpanManifest,
+    SUMMARIZATION: Seq2SeqManifest,
+}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write(folder: Path, manifest: Record) -> Path:
+    """`manifest` as folder/model.yaml: keys in field order, short collections inline."""
+    text = yaml.safe_dump(asdict(manifest), sort_keys=False, default_flow_style=None, width=100)
+    path = folder / MANIFEST_FILE
+    path.write_text(text, encoding="utf-8")
+    return path
