@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from bench import engine as eng
 from bench.baseline import sentence_transformers_rate
 from bench.goals import BATCHING_OFF, DEFAULT, INT8, SERVERS
 from bench.server_load import Server, run_load
-from tests.server_process import free_port
+from service import model_format
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -48,7 +47,7 @@ def engine_section(results: dict[str, Any]) -> None:
     from transformers import AutoModel
 
     torch.set_num_threads(THREADS)
-    src = yaml.safe_load((MODELS / "minilm" / "model.yaml").read_text())["source"]["path"]
+    src = model_format.read_record(MODELS / "minilm").source.path
     torch_model = AutoModel.from_pretrained(src).eval()
     fp32 = eng.OrtEncoder(MODELS / "minilm" / "model.onnx", THREADS)
     int8 = eng.OrtEncoder(MODELS / "minilm-int8" / "model.onnx", THREADS)
@@ -141,7 +140,7 @@ def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> No
             configs.append((label, flags, "minilm", (1, 64)))
     runs = []
     for label, flags, model, levels in configs:
-        with Server(MODELS, flags, free_port(), free_port()) as server:
+        with Server(MODELS, flags) as server:
             for c in levels:
                 n = min(len(texts), 300 if c == 1 else 768)
                 result = run_load(server, model, texts[:n], c)

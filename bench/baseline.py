@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
+from service import model_format
 
 
 def sentence_transformers_rate(models: Path, texts: list[str], threads: int) -> float:
@@ -27,5 +27,6 @@ def _load(models: Path, threads: int) -> Any:
     from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(threads)
-    manifest = yaml.safe_load((models / "minilm" / "model.yaml").read_text())
-    return SentenceTransformer(manifest["source"]["path"], device="cpu")
+    return SentenceTransformer(
+        model_format.read_record(models / "minilm").source.path, device="cpu"
+    )

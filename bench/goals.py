@@ -22,7 +22,6 @@ import numpy as np
 from bench import engine as eng
 from bench.baseline import sentence_transformers_rate
 from bench.server_load import Server, run_interleaved, run_load
-from tests.server_process import free_port
 
 DEFAULT = "batching on (tokens, defaults)"
 BLOCKING = "batching on (tokens, defaults), blocking client"
@@ -53,7 +52,7 @@ def goal_rounds(
     measured: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         servers = {
-            label: stack.enter_context(Server(models, flags, free_port(), free_port()))
+            label: stack.enter_context(Server(models, flags))
             for label, (flags, _) in SERVERS.items()
         }
         for index in range(rounds):

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 import onnx
-import yaml
 
 from bench import engine as eng
 from export.parity import SENTENCES
 from export.quantize import quantize_int8
+from service import model_format
 
 
 def _matmuls(path: Path) -> int:
@@ -66,11 +66,13 @@ def int8_section(
         all_int8 = Path(tmp) / "model.onnx"
         all_kept = quantize_int8(fp32_path, all_int8, keep_ffn_down_fp32=False).fp32_matmuls
         shipped = models / "minilm-int8"
-        shipped_kept = yaml.safe_load((shipped / "model.yaml").read_text())["quantization"]
+        record = model_format.read_record(shipped)
+        assert isinstance(record, model_format.EncoderManifest) and record.quantization
+        shipped_kept = record.quantization.fp32_matmuls
         recipes = {
             "shipped (FFN down-projections fp32)": (
                 shipped / "model.onnx",
-                shipped_kept["fp32_matmuls"],
+                shipped_kept,
             ),
             "all MatMuls int8": (all_int8, all_kept),
         }

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from service import model_format
 from service.metrics import Metrics
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.graphs import Seq2SeqGraphs
@@ -58,10 +58,13 @@ def seq2seq_section(
         source = build_t5(root / "src", sizes=T5_SMALL, spread=T5_SMALL["d_model"] ** -0.5)
         if export_main([str(source), "--task", "summarization", "--out", str(root / "t5")]):
             raise RuntimeError("seq2seq bench: export failed")
-        raw = yaml.safe_load((root / "t5" / "model.yaml").read_text())
-        spec = Seq2SeqSpec.read(raw)
+        manifest = model_format.read(root / "t5")
+        spec = manifest.seq2seq
+        assert spec is not None
         graphs = Seq2SeqGraphs("bench-t5", root / "t5", spec, ["cpu"], threads)
-        tokenizer = TextTokenizer(root / "t5" / "tokenizer.json", raw["max_sequence_length"])
+        tokenizer = TextTokenizer(
+            root / "t5" / manifest.tokenizer_file, manifest.max_sequence_length
+        )
         sources = [e.ids for e in tokenizer.encode(sentences(CONCURRENT, seed=11, min_words=20))]
         out: dict[str, Any] = asyncio.run(_measure(graphs, spec, sources, new_tokens))
     out |= {"model": "random t5-small shape", "new_tokens": new_tokens, "threads": threads}

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.server import ROOT, ServerProcess
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / "build" / "bench"
 
 
 @dataclass
@@ -39,50 +33,21 @@ class LoadResult:
     errors: int
 
 
-class Server:
-    """attnserve serve in a subprocess, with the given extra flags."""
+class Server(ServerProcess):
+    """The bench's server: the server's own thread defaults, warnings only, log in build/."""
 
-    def __init__(self, models: Path, flags: list[str], grpc_port: int, metrics_port: int) -> None:
-        self.target = f"127.0.0.1:{grpc_port}"
-        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-        cmd = [
-            sys.executable, "-m", "service", "serve", "--models", str(models),
-            "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
-            "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port),
+    def __init__(self, models: Path, flags: list[str]) -> None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            models,
             "--log-level", "WARNING", *flags,
-        ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNSERVE_")}
-        self.process = subprocess.Popen(cmd, cwd=ROOT, env=env)
-
-    def __enter__(self) -> Server:
-        with grpc.insecure_channel(self.target) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            end = time.monotonic() + 180
-            while time.monotonic() < end:
-                if self.process.poll() is not None:
-                    raise RuntimeError("server exited during start")
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return self
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.2)
-        raise TimeoutError("server did not become SERVING")
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+            log_path=LOGS / f"server-{len(list(LOGS.iterdir()))}.log",
+            intra_op_threads=None,
+        )  # fmt: skip
 
     def batch_stats(self) -> dict[str, float]:
         """Batches, rows, computed (padded) tokens and real tokens so far, from /metrics."""
-        with urllib.request.urlopen(self.metrics_url, timeout=10) as reply:
-            text = reply.read().decode()
+        text = self.scrape()
         names = {
             "attnserve_batch_size_count": "batches",
             "attnserve_batch_size_sum": "rows",

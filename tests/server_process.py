@@ -1,105 +1,12 @@
-"""Start the real attnserve server as a subprocess on free loopback ports."""
+"""The tests' way to the real server (harness/server.py), and the skip when no model is built."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
-import grpc
-import yaml
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from harness.server import MODELS, ROOT, ServerProcess, free_port, link_model
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = ROOT / "models"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def link_model(src: Path, dst: Path, **manifest_changes: object) -> Path:
-    """A model folder whose files are links to a built model, with model.yaml edited."""
-    dst.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.name != "model.yaml":
-            (dst / item.name).symlink_to(item)
-    manifest = yaml.safe_load((src / "model.yaml").read_text())
-    manifest.update(manifest_changes)
-    (dst / "model.yaml").write_text(yaml.safe_dump(manifest))
-    return dst
-
-
-class ServerProcess:
-    def __init__(
-        self, models: Path, *flags: str, credentials: grpc.ChannelCredentials | None = None
-    ) -> None:
-        self.grpc_port = free_port()
-        self.metrics_port = free_port()
-        self.target = f"127.0.0.1:{self.grpc_port}"
-        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        self.log_path = models.parent / f"server-{self.grpc_port}.log"
-        self._log = self.log_path.open("w")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNSERVE_")}
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "service", "serve",
-                "--models", str(models),
-                "--grpc-host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
-                "--metrics-host", "127.0.0.1", "--metrics-port", str(self.metrics_port),
-                "--intra-op-threads", "2",
-                *flags,
-            ],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.channel = (
-            grpc.insecure_channel(self.target)
-            if credentials is None
-            else grpc.secure_channel(self.target, credentials)
-        )
-
-    def wait_serving(self, timeout: float = 120.0) -> None:
-        stub = health_pb2_grpc.HealthStub(self.channel)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited {self.process.returncode}:\n{self.log()}")
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"server not SERVING after {timeout}s:\n{self.log()}")
-
-    def scrape(self) -> str:
-        with urllib.request.urlopen(self.metrics_url, timeout=10) as reply:
-            return str(reply.read().decode())
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> int:
-        self.channel.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
+__all__ = ["MODELS", "ROOT", "ServerProcess", "free_port", "link_model"]
 
 
 def require_default_model() -> Path:
@@ -109,8 +16,3 @@ def require_default_model() -> Path:
 
         pytest.skip("models/minilm is not built: run `make models` (make test does)")
     return src
-
-
-def copy_model(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, symlinks=False)
-    return dst
