@@ -58,8 +58,8 @@ tools: $(KUSTOMIZE)
 		echo "warning: promtool missing; install Debian's prometheus package"
 
 lint: $(INSTALLED)
-	$(VENV)/bin/ruff check service export tests scripts bench deploy/docker
-	$(VENV)/bin/ruff format --check service export tests scripts bench deploy/docker
+	$(VENV)/bin/ruff check service export tests scripts bench harness deploy/docker
+	$(VENV)/bin/ruff format --check service export tests scripts bench harness deploy/docker
 	$(VENV)/bin/mypy service export
 	$(PY) scripts/gen_proto.py --check
 
