@@ -28,11 +28,11 @@ class GatedEngine:
         self.gate = threading.Event()
         self.gate.set()
         self.batches: list[np.ndarray] = []
-        self.alone: list[bool] = []  # per batch: whether it was run on the solo session
+        self.solo: list[bool] = []  # per batch: whether it was run on the solo session
 
-    def run(self, feeds: dict[str, np.ndarray], alone: bool = False) -> list[np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], solo: bool = False) -> list[np.ndarray]:
         self.batches.append(feeds["input_ids"])
-        self.alone.append(alone)
+        self.solo.append(solo)
         assert self.gate.wait(10)
         mask = feeds["attention_mask"]
         assert (mask.sum(axis=1) > 0).all()
@@ -87,7 +87,7 @@ async def test_a_batch_alone_runs_solo_and_nothing_starts_beside_it() -> None:
     engine.gate.clear()
     lone = asyncio.create_task(scheduler.submit(rows(4)))
     await asyncio.sleep(0.05)
-    assert engine.alone == [True]
+    assert engine.solo == [True]
     # Two full batches' worth arrives while the solo batch runs: it waits, although a
     # session of the pool is free, then both run side by side on the pool.
     later = [asyncio.create_task(scheduler.submit(rows(8))) for _ in range(2)]
@@ -95,7 +95,7 @@ async def test_a_batch_alone_runs_solo_and_nothing_starts_beside_it() -> None:
     assert len(engine.batches) == 1
     engine.gate.set()
     await asyncio.gather(lone, *later)
-    assert engine.alone == [True, False, False]
+    assert engine.solo == [True, False, False]
     await scheduler.close()
 
 
@@ -177,10 +177,10 @@ async def test_closed_scheduler_refuses_work() -> None:
 
 async def test_engine_failure_fails_only_that_batch() -> None:
     class Broken(GatedEngine):
-        def run(self, feeds: dict[str, np.ndarray], alone: bool = False) -> list[np.ndarray]:
+        def run(self, feeds: dict[str, np.ndarray], solo: bool = False) -> list[np.ndarray]:
             if (feeds["input_ids"] == 13).any():
                 raise RuntimeError("boom")
-            return super().run(feeds, alone)
+            return super().run(feeds, solo)
 
     scheduler, _ = make(Broken())
     with pytest.raises(Unavailable, match="failed to run"):

@@ -8,7 +8,7 @@ engine never waits for Python between batches under load.
 Dispatch rule: with an idle engine a batch starts at once (a lone request is not held);
 while a batch runs, the next one starts when a session frees, when the queue fills the
 token budget, or when its oldest row has waited ``max_queue_delay``. A batch that leaves
-the queue empty on an idle engine runs alone on the engine's solo session (all the
+the queue empty on an idle engine runs solo, on the engine's solo session (all the
 threads), and nothing starts beside it: on a small CPU a batch beside it would only fight
 it for the same cores.
 """
@@ -26,24 +26,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from service.batching.lifecycle import Lifecycle
 from service.batching.queue import Batch, Entry, Row, RowQueue
-from service.errors import DeadlineExpired, LargerThanQueue, QueueFull, Unavailable
+from service.errors import LargerThanQueue, QueueFull, Unavailable
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-# How far apart gRPC's deadline and ours (from time_remaining() at the start) may fall.
-DEADLINE_SLACK = 0.05  # seconds
-
-
-def cancel_reason(deadline: float | None, now: float) -> str:
-    """Why a cancelled request's work was dropped, as attnserve_dropped_rows_total names it.
-
-    gRPC cancels the handler when the client's deadline passes, too, by its own clock: a
-    cancel that close to our estimate of the deadline is the deadline.
-    """
-    expired = deadline is not None and now >= deadline - DEADLINE_SLACK
-    return "deadline" if expired else "cancelled"
 
 
 class BatchEngine(Protocol):
@@ -54,10 +42,10 @@ class BatchEngine(Protocol):
 
     @property
     def has_solo(self) -> bool:
-        """Whether a batch alone can run faster on a session of its own (all the threads)."""
+        """Whether a solo batch can run faster on a session of its own (all the threads)."""
         ...
 
-    def run(self, feeds: dict[str, np.ndarray], alone: bool = False) -> list[np.ndarray]: ...
+    def run(self, feeds: dict[str, np.ndarray], solo: bool = False) -> list[np.ndarray]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +110,9 @@ class Scheduler:
             max_workers=engine.concurrency + 1, thread_name_prefix=f"engine-{model}"
         )
         self._timer_pending = False  # a look at the queue is scheduled (queue delay)
-        self._closed = False
+        self._lifecycle = Lifecycle(
+            self._abandon, clock, "the request's deadline passed while it was queued"
+        )
         # Engine throughput in real tokens per second, a moving average over batches of at
         # least half the token budget (0 until one ran: nothing is refused by prediction).
         self._tokens_per_second = 0.0
@@ -142,37 +132,23 @@ class Scheduler:
         DeadlineExpired if the deadline passes before the rows are computed, Unavailable
         once the scheduler is closed. If the caller is cancelled, its queued rows are dropped.
         """
-        if self._closed:
-            raise Unavailable("server is shutting down")
+        self._lifecycle.check_open()
         if not rows:
             return []
-        tokens = sum(len(r) for r in rows)
-        self._admit(tokens)
-        loop = asyncio.get_running_loop()
-        now = self._clock()
-        entry = Entry(enqueued=now, deadline=deadline)
+        self._admit(sum(len(r) for r in rows))
+        entry = Entry(enqueued=self._clock(), deadline=deadline)
         types = type_ids or [None] * len(rows)
         entry.rows = [
             Row(entry, i, ids, t) for i, (ids, t) in enumerate(zip(rows, types, strict=True))
         ]
         entry.results = [None] * len(rows)
         entry.unfinished = len(rows)
-        done: asyncio.Future[list[Any]] = loop.create_future()
+        done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         entry.waiter = done
         self._queue.add(entry)
         self._publish_depth()
-        timer = None
-        if deadline is not None:
-            timer = loop.call_later(max(0.0, deadline - now), self._expire, entry)
         self._pump()
-        try:
-            return await done
-        except asyncio.CancelledError:
-            self._abandon(entry, cancel_reason(deadline, self._clock()))
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
+        return await self._lifecycle.wait(entry, done, deadline)
 
     def _admit(self, tokens: int) -> None:
         """Refuse at once what would wait too long or overflow the queue (RESOURCE_EXHAUSTED).
@@ -204,20 +180,10 @@ class Scheduler:
 
     async def close(self) -> None:
         """Refuse new work; wait for queued and running batches to finish."""
-        self._closed = True
-        while len(self._queue) or self._dispatched:
-            await asyncio.sleep(0.01)
+        await self._lifecycle.close(lambda: bool(len(self._queue) or self._dispatched))
         self._workers.shutdown(wait=True)
 
     # -- inside ---------------------------------------------------------------------------
-
-    def _expire(self, entry: Entry) -> None:
-        future = entry.waiter
-        if not future.done():
-            self._abandon(entry, "deadline")
-            future.set_exception(
-                DeadlineExpired("the request's deadline passed while it was queued")
-            )
 
     def _abandon(self, entry: Entry, reason: str) -> None:
         dropped = self._queue.drop(entry)
@@ -302,10 +268,10 @@ class Scheduler:
         previous = self._tokens_per_second
         self._tokens_per_second = rate if not previous else 0.9 * previous + 0.1 * rate
 
-    def _run_batch(self, batch: Batch, alone: bool) -> tuple[list[tuple[np.ndarray, ...]], float]:
+    def _run_batch(self, batch: Batch, solo: bool) -> tuple[list[tuple[np.ndarray, ...]], float]:
         feeds = pad_batch(batch, self._engine.input_names)
         started = time.perf_counter()
-        outputs = self._engine.run(feeds, alone)
+        outputs = self._engine.run(feeds, solo)
         return split_outputs(outputs, batch), time.perf_counter() - started
 
     def _finish(

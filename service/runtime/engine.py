@@ -52,7 +52,7 @@ class Engine:
     batches side by side do not fight over cores; and one more session with all the
     threads (the solo session) runs a batch that has the engine to itself, so that a lone
     request is as fast as the machine allows (measured in docs/benchmarks.md). The
-    scheduler decides when a batch is alone, and runs nothing beside a solo batch.
+    scheduler decides when a batch runs solo, and runs nothing beside a solo batch.
     """
 
     def __init__(
@@ -84,14 +84,14 @@ class Engine:
                 raise EngineError(f"onnxruntime cannot load {path.name}: {exc}") from exc
 
         self._sessions = [load(share) for _ in range(count)]
-        self._wide = load(threads) if share < threads else None
+        self._solo = load(threads) if share < threads else None
         # What really runs: onnxruntime-gpu silently drops CUDA when its libraries are missing.
         active = self._sessions[0].get_providers()
         self.providers = [SHORT_NAMES.get(p, p) for p in active]
         self.provider = self.providers[0]
         skipped = [SHORT_NAMES[p] for p in wanted if p not in active]
         shape = f"{count} session(s) x {share} thread(s)"
-        if self._wide is not None:
+        if self._solo is not None:
             shape += f", {threads} threads for a batch alone"
         log.info(
             "model %s runs on %s (%s)%s",
@@ -113,16 +113,16 @@ class Engine:
 
     @property
     def has_solo(self) -> bool:
-        return self._wide is not None
+        return self._solo is not None
 
     def outputs(self) -> list[ort.NodeArg]:
         return list(self._sessions[0].get_outputs())
 
-    def run(self, feeds: Mapping[str, np.ndarray], alone: bool = False) -> list[np.ndarray]:
+    def run(self, feeds: Mapping[str, np.ndarray], solo: bool = False) -> list[np.ndarray]:
         """Run one batch (blocks; call from a worker thread): on the solo session when
-        `alone` and there is one, else on a free session of the pool."""
-        if alone and self._wide is not None:
-            return list(self._wide.run(self.output_names, dict(feeds)))
+        `solo` and there is one, else on a free session of the pool."""
+        if solo and self._solo is not None:
+            return list(self._solo.run(self.output_names, dict(feeds)))
         session = self._free.get()
         try:
             return list(session.run(self.output_names, dict(feeds)))

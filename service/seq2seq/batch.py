@@ -29,6 +29,7 @@ class Job:
     done: asyncio.Future[list[int]]
     on_token: Callable[[int], None] | None = None  # greedy: each token as it is chosen
     leaving: str = ""  # set on the event loop: why it leaves the batch (deadline, cancelled)
+    joined: bool = False  # set on the event loop when it is handed to the batch
 
     @property
     def rows(self) -> int:

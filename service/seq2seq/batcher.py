@@ -2,8 +2,9 @@
 decoder steps on a worker thread, where a finished sequence leaves the batch and a waiting
 request joins it at the next step.
 
-Requests talk to it through ``generate`` only. The loop owns the waiting line; the worker
-thread owns the batch (`DecoderBatch`), and each step is told who joins and who leaves.
+Requests talk to it through ``generate`` only. The loop owns the job list, waiting and
+joined; the worker thread owns the batch (`DecoderBatch`), and each step is told who joins
+and who leaves.
 Admission is bounded by sequences (a beam search counts num_beams): past
 ``max_sequences`` waiting or generating, a request gets QueueFull at once. A request whose
 deadline passes, or whose caller cancels, leaves the line or the batch at the next step
@@ -15,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from service.batching.scheduler import cancel_reason
-from service.errors import DeadlineExpired, LargerThanQueue, QueueFull, Unavailable
+from service.batching.lifecycle import Lifecycle
+from service.errors import LargerThanQueue, QueueFull, Unavailable
 from service.metrics import Metrics
 from service.seq2seq.batch import DecoderBatch, Job, StepReport
 from service.seq2seq.graphs import Seq2SeqGraphs
@@ -48,13 +48,13 @@ class ContinuousBatcher:
         self._batch = DecoderBatch(graphs)
         self._metrics = metrics
         self._clock = clock
-        self._waiting: deque[Job] = deque()
-        self._running: list[Job] = []  # in the batch, as the loop last handed them over
-        self._admitted = 0  # rows waiting or in the batch
+        # Every admitted job, in arrival order: waiting until it joins the batch, then there
+        # until it finishes or leaves. Jobs join in that order, so the waiting line is FIFO.
+        self._jobs: list[Job] = []
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"seq2seq-{model}")
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._closed = False
+        self._lifecycle = Lifecycle(self._leave, clock, "the request's deadline passed")
 
     async def generate(
         self,
@@ -69,43 +69,33 @@ class ContinuousBatcher:
         Raises QueueFull, LargerThanQueue, DeadlineExpired, Unavailable; cancellation drops
         the request.
         """
-        if self._closed:
-            raise Unavailable("server is shutting down")
-        if search.rows > self.max_sequences:
+        self._lifecycle.check_open()
+        self._admit(search.rows)
+        loop = asyncio.get_running_loop()
+        job = Job(source, search, deadline, self._clock(), loop.create_future(), on_token)
+        self._jobs.append(job)
+        self._publish_depth()
+        self._ensure_running()
+        return await self._lifecycle.wait(job, job.done, deadline)
+
+    def _admit(self, rows: int) -> None:
+        """Refuse at once a request past ``max_sequences`` waiting or generating."""
+        if rows > self.max_sequences:
             raise LargerThanQueue(
-                f"this request needs {search.rows} sequences (one per beam), more than model "
+                f"this request needs {rows} sequences (one per beam), more than model "
                 f"{self.model} holds at once ({self.max_sequences}, --max-sequences): no "
                 "retry can succeed; ask for fewer beams, or raise --max-sequences"
             )
-        if self._admitted + search.rows > self.max_sequences:
+        admitted = sum(job.rows for job in self._jobs)
+        if admitted + rows > self.max_sequences:
             raise QueueFull(
-                f"model {self.model} is generating or holding {self._admitted} sequences "
+                f"model {self.model} is generating or holding {admitted} sequences "
                 f"(limit {self.max_sequences}); retry later"
             )
-        loop = asyncio.get_running_loop()
-        now = self._clock()
-        job = Job(source, search, deadline, now, loop.create_future(), on_token)
-        self._admitted += job.rows
-        self._waiting.append(job)
-        self._publish_depth()
-        timer = None
-        if deadline is not None:
-            timer = loop.call_later(max(0.0, deadline - now), self._expire, job)
-        self._ensure_running()
-        try:
-            return await job.done
-        except asyncio.CancelledError:
-            self._leave(job, cancel_reason(deadline, self._clock()))
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
 
     async def close(self) -> None:
         """Refuse new work; wait for waiting and running sequences to finish."""
-        self._closed = True
-        while self._waiting or self._running:
-            await asyncio.sleep(0.01)
+        await self._lifecycle.close(lambda: bool(self._jobs))
         if self._task is not None:
             self._task.cancel()
         self._worker.shutdown(wait=True)
@@ -119,31 +109,31 @@ class ContinuousBatcher:
         assert self._wake is not None
         self._wake.set()
 
-    def _expire(self, job: Job) -> None:
-        if not job.done.done():
-            self._leave(job, "deadline")
-            job.done.set_exception(DeadlineExpired("the request's deadline passed"))
-
     def _leave(self, job: Job, reason: str) -> None:
         if job.leaving:
             return
         job.leaving = reason
-        if job in self._waiting:
-            self._waiting.remove(job)
-            self._admitted -= job.rows
-            self._publish_depth()
-        elif job not in self._running:
+        if job not in self._jobs:
             return  # already finished
+        if not job.joined:
+            self._jobs.remove(job)
+            self._publish_depth()
+        # A joined job stays listed until the next step takes it out of the batch.
         self._metrics.dropped_rows.labels(self.model, reason).inc(job.rows)
 
     def _publish_depth(self) -> None:
-        self._metrics.queue_depth.labels(self.model).set(sum(j.rows for j in self._waiting))
+        waiting = sum(job.rows for job in self._jobs if not job.joined)
+        self._metrics.queue_depth.labels(self.model).set(waiting)
 
     def _take_joining(self) -> list[Job]:
-        rows = sum(job.rows for job in self._running)
+        rows = sum(job.rows for job in self._jobs if job.joined)
         joining = []
-        while self._waiting and rows + self._waiting[0].rows <= self.max_rows:
-            job = self._waiting.popleft()
+        for job in self._jobs:
+            if job.joined:
+                continue
+            if rows + job.rows > self.max_rows:
+                break  # the line is FIFO: nobody overtakes a job that does not fit yet
+            job.joined = True
             joining.append(job)
             rows += job.rows
         if joining:
@@ -158,15 +148,15 @@ class ContinuousBatcher:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while True:
-            if not self._waiting and not self._running:
+            if not self._jobs:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             joining = self._take_joining()
-            leaving = [job for job in self._running if job.leaving]
-            self._running = [job for job in self._running if not job.leaving] + joining
-            for job in leaving:
-                self._admitted -= job.rows
+            # A waiting job that leaves is gone from the list already: these are joined.
+            leaving = [job for job in self._jobs if job.leaving]
+            if leaving:
+                self._jobs = [job for job in self._jobs if not job.leaving]
             try:
                 report = await loop.run_in_executor(
                     self._worker, self._batch.step, joining, leaving
@@ -187,24 +177,24 @@ class ContinuousBatcher:
             m.batch_size.labels(model).observe(report.rows)
             m.batch_tokens.labels(model).observe(report.rows * (report.past_length + 1))
             m.inference_duration.labels(model).observe(report.decoder_seconds)
-            m.generated_tokens.labels(model).inc(len(self._running))
+            # One token per job in the step: every joined one (one that left during the step
+            # is still listed; the next step takes it out).
+            m.generated_tokens.labels(model).inc(sum(1 for job in self._jobs if job.joined))
 
     def _deliver(self, report: StepReport) -> None:
         for job, token in report.tokens:
             if job.on_token is not None and not job.leaving:
                 job.on_token(token)
         finished = {id(job) for job in report.finished}
+        self._jobs = [job for job in self._jobs if id(job) not in finished]
         for job in report.finished:
-            self._admitted -= job.rows
             if not job.done.done():
                 job.done.set_result(job.search.result())
-        self._running = [job for job in self._running if id(job) not in finished]
 
     def _fail_all(self, error: Exception) -> None:
-        for job in [*self._running, *self._waiting]:
+        for job in self._jobs:
             if not job.done.done():
                 job.done.set_exception(error)
-        self._running, self._waiting = [], deque()
-        self._admitted = 0
+        self._jobs = []
         self._publish_depth()
         self._batch = DecoderBatch(self._graphs)
