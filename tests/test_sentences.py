@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.tasks.sentences import ABBREVIATIONS, Sentence, chunk_long, split_sentences
+from service.tasks.sentences import ABBREVIATIONS, Sentence, split_sentences
 
 CASES: list[tuple[str, list[str]]] = [
     # basics
@@ -160,61 +160,6 @@ def test_abbreviation_table_has_no_periods_at_end() -> None:
     assert all(a and not a.endswith(".") for a in ABBREVIATIONS)
 
 
-def test_chunk_long_prefers_punctuation_then_whitespace() -> None:
-    text = "Alpha beta gamma, delta epsilon; zeta eta theta iota kappa lambda."
-    (sent,) = split_sentences(text)
-    pieces = chunk_long(sent, text, 35)
-    assert [p.text for p in pieces] == [
-        "Alpha beta gamma, delta epsilon;",
-        "zeta eta theta iota kappa lambda.",
-    ]
-    _check_chunks(text, sent, 35, pieces)
-
-
-def test_chunk_long_hard_cut_and_no_comma_in_numbers() -> None:
-    text = "x" * 25
-    sent = split_sentences(text)[0]
-    assert [p.text for p in chunk_long(sent, text, 10)] == ["x" * 10, "x" * 10, "x" * 5]
-    text = "1,000,000,000,000"
-    sent = split_sentences(text)[0]
-    assert [p.text for p in chunk_long(sent, text, 8)] == ["1,000,00", "0,000,00", "0"]
-
-
-def test_chunk_long_short_sentence_unchanged_and_bad_args() -> None:
-    text = "  Short one. "
-    (sent,) = split_sentences(text)
-    assert chunk_long(sent, text, 100) == [sent]
-    with pytest.raises(ValueError):
-        chunk_long(sent, text, 0)
-    with pytest.raises(ValueError):
-        chunk_long(Sentence(0, 3, "abc"), text, 10)
-
-
-def test_chunk_long_keeps_surrogate_pairs_together() -> None:
-    text = "ab\ud83d\ude00cd"  # a surrogate pair as two code points
-    sent = Sentence(0, len(text), text)
-    pieces = chunk_long(sent, text, 3)
-    assert [p.text for p in pieces] == ["ab", "\ud83d\ude00c", "d"]
-
-
-def _check_chunks(text: str, sent: Sentence, max_chars: int, pieces: list[Sentence]) -> None:
-    prev_end = sent.start
-    for p in pieces:
-        assert text[p.start : p.end] == p.text
-        assert p.text and p.text == p.text.strip()
-        assert len(p.text) <= max_chars
-        assert sent.start <= p.start and p.end <= sent.end
-        assert p.start >= prev_end
-        prev_end = p.end
-    joined = "".join(p.text for p in pieces)
-    assert "".join(joined.split()) == "".join(sent.text.split())
-    covered: set[int] = set()
-    for p in pieces:
-        covered.update(range(p.start, p.end))
-    for i in range(sent.start, sent.end):
-        assert i in covered or text[i].isspace()
-
-
 # Any code point, including lone surrogates, plus a bias towards the characters that matter.
 _ANY = st.characters(codec=None, categories=None)
 _TRICKY = st.sampled_from(
@@ -230,13 +175,6 @@ _TEXT = st.lists(st.one_of(st.text(_ANY, max_size=5), _TRICKY), max_size=60).map
 @given(st.one_of(st.text(_ANY), _TEXT))
 def test_property_split_invariants(text: str) -> None:
     _check_invariants(text, split_sentences(text))
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(st.text(_ANY), _TEXT), st.integers(min_value=1, max_value=12))
-def test_property_chunk_invariants(text: str, max_chars: int) -> None:
-    for sent in split_sentences(text):
-        _check_chunks(text, sent, max_chars, chunk_long(sent, text, max_chars))
 
 
 def test_one_megabyte_input() -> None:
@@ -260,5 +198,3 @@ def test_one_megabyte_input() -> None:
         assert "".join(s.text for s in split_sentences(bad)).replace(" ", "") == "".join(
             bad.split()
         )
-    big = Sentence(0, len(text), text)
-    assert len(chunk_long(big, text, 512)) >= len(text) // 512

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ABBREVIATIONS", "Sentence", "chunk_long", "split_sentences"]
+__all__ = ["ABBREVIATIONS", "Sentence", "split_sentences"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,37 +141,6 @@ def split_sentences(text: str) -> list[Sentence]:
     return out
 
 
-def chunk_long(sentence: Sentence, text: str, max_chars: int) -> list[Sentence]:
-    """Cut ``sentence`` (a span of ``text``) into pieces of at most ``max_chars`` code points.
-
-    Each cut prefers, in order: just after ``; : ,`` (followed by whitespace) or ``— –`` in
-    the second half of the window; the last whitespace in the window; such punctuation
-    anywhere in the window; and finally a hard cut at ``max_chars`` (never between the two
-    halves of a surrogate pair when avoidable). Pieces have exact offsets, are stripped and
-    non-empty, and together cover all non-whitespace characters of the sentence, in order.
-    """
-    if max_chars < 1:
-        raise ValueError(f"max_chars must be >= 1, got {max_chars}")
-    start, end = sentence.start, sentence.end
-    if not 0 <= start <= end <= len(text) or text[start:end] != sentence.text:
-        raise ValueError("sentence does not match text[start:end]")
-    pieces: list[Sentence] = []
-    pos = start
-    while True:
-        ws = _WS_RUN.match(text, pos, end)
-        if ws is not None:
-            pos = ws.end()
-        if pos >= end:
-            break
-        if end - pos <= max_chars:
-            _append_stripped(text, pos, end, pieces)
-            break
-        cut = _find_cut(text, pos, pos + max_chars)
-        _append_stripped(text, pos, cut, pieces)
-        pos = cut
-    return pieces
-
-
 # --------------------------------------------------------------------------- internals
 
 
@@ -289,45 +258,3 @@ def _append_stripped(text: str, start: int, end: int, out: list[Sentence]) -> No
     if stripped:
         s = start + len(piece) - len(piece.lstrip())
         out.append(Sentence(s, s + len(stripped), stripped))
-
-
-_CUT_AFTER = ";:,"
-_CUT_DASHES = "—–"
-
-
-def _find_cut(text: str, pos: int, limit: int) -> int:
-    """Where to end a piece starting at non-whitespace ``pos``; ``pos < cut <= limit``.
-
-    ``limit < len(text)`` is guaranteed by the caller.
-    """
-    half = pos + (limit - pos) // 2
-    punct = _last_punct_cut(text, pos, limit)
-    if punct > half:
-        return punct
-    for i in range(limit, pos, -1):
-        if text[i].isspace():
-            return i
-    if punct > pos:
-        return punct
-    cut = limit
-    if (
-        cut - 1 > pos
-        and "\ud800" <= text[cut - 1] <= "\udbff"
-        and "\udc00" <= text[cut] <= "\udfff"
-    ):
-        cut -= 1
-    return cut
-
-
-def _last_punct_cut(text: str, pos: int, limit: int) -> int:
-    """Largest ``j + 1 <= limit`` such that a piece may end with the punctuation at ``j``."""
-    best = pos
-    for ch in _CUT_DASHES:
-        j = text.rfind(ch, pos, limit)
-        best = max(best, j + 1)
-    for ch in _CUT_AFTER:
-        j = text.rfind(ch, pos, limit)
-        while j >= 0 and j + 1 > best and not text[j + 1].isspace():
-            j = text.rfind(ch, pos, j)  # "1,000" or "http://" is not a clause boundary
-        best = max(best, j + 1)
-    return best
