@@ -6,6 +6,8 @@ Names and labels follow the contract; each metric is recorded where its decision
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 _LATENCY_BUCKETS = (
@@ -13,6 +15,9 @@ _LATENCY_BUCKETS = (
 )  # fmt: skip
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _TOKEN_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+# Why queued work was dropped before compute (attnserve_dropped_rows_total's reason label).
+DEADLINE, CANCELLED = "deadline", "cancelled"
+DROP_REASONS = (DEADLINE, CANCELLED)
 _RATIO_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
@@ -133,6 +138,29 @@ class Metrics:
             ["model"],
             registry=r,
         )
+
+    def start_at_zero(self, model: str, tasks: Iterable[str]) -> None:
+        """Create every series of a model that serves `tasks`, at zero.
+
+        A freshly started pod's dashboards and alerts then see its series from the first
+        scrape, as Prometheus' instrumentation guidelines ask (series that appear only on the
+        first request break rate() and absent() alerts). A status code is known only when a
+        request ends, so requests_total starts with code OK alone.
+        """
+        for task in tasks:
+            self.requests.labels(model, task, "OK")
+            self.request_duration.labels(model, task)
+            self.inflight.labels(model, task)
+            self.input_tokens.labels(model, task)
+            self.truncated_rows.labels(model, task)
+        for reason in DROP_REASONS:
+            self.dropped_rows.labels(model, reason)
+        for per_model in (
+            self.queue_duration, self.inference_duration, self.batch_size, self.batch_tokens,
+            self.batch_padding, self.queue_depth, self.queued_tokens, self.model_ready,
+            self.encoder_batch_size, self.active_sequences, self.generated_tokens,
+        ):  # fmt: skip
+            per_model.labels(model)
 
     def serve(self, host: str, port: int) -> int:
         """Start the /metrics HTTP endpoint in a thread; returns the bound port."""

@@ -28,11 +28,13 @@ BUSY_FLAGS = (
 
 
 def sample(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return 0.0
+    """The sum of the samples with these labels (every model's series exists from the start)."""
+    return sum(
+        float(s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 @pytest.fixture()
@@ -51,14 +53,30 @@ def occupy(stub: pb_grpc.TextInferenceStub, pool: ThreadPoolExecutor) -> object:
 
 def test_queue_bound_gives_resource_exhausted_at_once(busy_server: ServerProcess) -> None:
     stub = pb_grpc.TextInferenceStub(busy_server.channel)
+    # Larger than the whole queue (84 x 256 tokens > 20000): no retry could succeed.
     started = time.monotonic()
     with pytest.raises(grpc.RpcError) as info:
         stub.Embed(pb.EmbedRequest(texts=LONG_TEXTS + LONG_TEXTS[:20]), timeout=30)
-    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "queue is full" in info.value.details()
-    assert time.monotonic() - started < 5  # refused, not queued then failed
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "whole queue holds (20000 tokens" in info.value.details()
+    assert time.monotonic() - started < 5
+    with ThreadPoolExecutor(2) as pool:
+        running = occupy(stub, pool)
+        # 15360 tokens wait behind the running batch (a full 16384 would be prepared ahead
+        # as the next batch and leave the queue).
+        queued = pool.submit(stub.Embed, pb.EmbedRequest(texts=LONG_TEXTS[:60]), timeout=60)
+        time.sleep(0.2)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:  # fits the bound, not what is left of it
+            stub.Embed(pb.EmbedRequest(texts=LONG_TEXTS[:20]), timeout=30)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "queue is full" in info.value.details()
+        assert time.monotonic() - started < 5  # refused, not queued then failed
+        assert len(running.result().embeddings) == 64  # type: ignore[attr-defined]
+        assert len(queued.result().embeddings) == 60
     text = busy_server.scrape()
     assert sample(text, "attnserve_requests_total", task="embed", code="RESOURCE_EXHAUSTED") == 1
+    assert sample(text, "attnserve_requests_total", task="embed", code="INVALID_ARGUMENT") == 1
 
 
 def test_expired_and_cancelled_work_is_dropped_not_computed(busy_server: ServerProcess) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import grpc
 import pytest
@@ -71,3 +72,23 @@ def test_promtool_accepts_the_output(scraped: str) -> None:
         [promtool, "check", "metrics"], input=scraped, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_series_is_there_at_zero_from_the_first_scrape(repository: Path) -> None:
+    proc = ServerProcess(repository)
+    try:
+        proc.wait_serving()
+        families = {f.name: f for f in text_string_to_metric_families(proc.scrape())}
+    finally:
+        proc.stop()
+    served = {"minilm": ("embed", "summarize", "answer"), "embedder": ("embed",)}
+    for name in CONTRACT_METRICS:
+        samples = families[name].samples
+        for model, tasks in served.items():
+            mine = [s for s in samples if s.labels.get("model") == model]
+            assert mine, f"{name} has no series for {model} before any request"
+            assert all(s.value == 0 for s in mine if not s.name.endswith("_ready")), name
+            if "task" in mine[0].labels:
+                assert {s.labels["task"] for s in mine} == set(tasks), name
+    ready = {s.labels["model"]: s.value for s in families["attnserve_model_ready"].samples}
+    assert ready == {"minilm": 1.0, "embedder": 1.0, "broken": 0.0}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from service.errors import DeadlineExpired, Unavailable
+from service.metrics import CANCELLED, DEADLINE
 
 # How far apart gRPC's deadline and ours (from time_remaining() at the start) may fall.
 DEADLINE_SLACK = 0.05  # seconds
@@ -28,7 +29,7 @@ def cancel_reason(deadline: float | None, now: float) -> str:
     cancel that close to our estimate of the deadline is the deadline.
     """
     expired = deadline is not None and now >= deadline - DEADLINE_SLACK
-    return "deadline" if expired else "cancelled"
+    return DEADLINE if expired else CANCELLED
 
 
 class Lifecycle(Generic[Request]):
@@ -75,5 +76,5 @@ class Lifecycle(Generic[Request]):
 
     def _expire(self, request: Request, done: asyncio.Future[Any]) -> None:
         if not done.done():
-            self._drop(request, "deadline")
+            self._drop(request, DEADLINE)
             done.set_exception(DeadlineExpired(self._expired_message))
