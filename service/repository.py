@@ -2,168 +2,79 @@
 
 A model that cannot be loaded (missing file, hash mismatch, corrupt ONNX, a tokenizer that
 does not fit) is kept with the reason, reported NOT ready, and the others are served.
-Nothing in a model folder is executed: only ONNX, tokenizer.json and YAML are read.
+Nothing in a model folder is executed: only ONNX, JSON (tokenizer, config) and YAML are read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-import numpy as np
-import yaml
-
-from service.batching.scheduler import BatchingConfig, Scheduler
+from service.batching.scheduler import Scheduler
 from service.config import ConfigError, Settings
 from service.errors import ModelNotFound, TaskNotSupported, Unavailable
 from service.metrics import Metrics
-from service.runtime.engine import Engine
+from service.model_format import MANIFEST_FILE, Manifest, check_files
 from service.seq2seq.batcher import ContinuousBatcher
-from service.seq2seq.graphs import Seq2SeqGraphs
-from service.seq2seq.pipeline import Seq2SeqSummarizer
-from service.seq2seq.spec import Seq2SeqSpec
-from service.tasks.encoder import Limits, SentenceEncoder
-from service.tasks.span_qa import SpanQA, SpanSettings
-from service.tasks.span_windows import QuestionWindows
-from service.tasks.tokenizer import TextTokenizer
+from service.tasks.loading import Builders
+from service.tasks.pipelines import EMBED, TENSORS, Pipelines, Task
+from service.tasks.texts import Limits
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "model.yaml"
-ENCODER_TASKS = ("embed", "summarize", "answer")
-SPAN_QA = "question-answering"
-SUMMARIZATION = "summarization"
-# model.yaml's export_task says what kind of model it is, and so which tasks it may list.
-KIND_TASKS = {
-    "feature-extraction": ENCODER_TASKS,
-    SPAN_QA: ("answer",),
-    SUMMARIZATION: ("summarize",),
-}
-SPAN_OUTPUTS = ["start_logits", "end_logits"]
-
-
-class ModelLoadError(Exception):
-    """The model folder is not servable; the message says why."""
+P = TypeVar("P")
 
 
 @dataclass(frozen=True, slots=True)
-class Manifest:
-    """The parts of model.yaml (written by `attnserve export`) that serving reads."""
+class Card:
+    """What ListModels and ModelConfig tell of a model: blank until model.yaml is read."""
 
-    name: str
-    export_task: str
-    tasks: list[str]
-    architecture: str
-    precision: str
-    model_file: str
-    tokenizer_file: str
-    sha256: dict[str, str]
-    max_sequence_length: int
-    hidden_size: int
-    pooling: str
-    inputs: list[str]
-    span: SpanSettings | None  # span question-answering models only
-    seq2seq: Seq2SeqSpec | None  # summarization (encoder-decoder) models only
-
-    @classmethod
-    def read(cls, folder: Path) -> Manifest:
-        path = folder / MANIFEST
-        try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ModelLoadError(f"cannot read {MANIFEST}: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ModelLoadError(f"{MANIFEST} is not a mapping")
-        try:
-            files = raw["files"]
-            manifest = cls(
-                name=folder.name,
-                export_task=str(raw["export_task"]),
-                tasks=[str(t) for t in raw["tasks"]],
-                architecture=str(raw["architecture"]),
-                precision=str(raw.get("precision", "fp32")),
-                # A seq2seq model's "model" (what KServe serves bare) is its encoder.
-                model_file=str(
-                    files["encoder" if raw["export_task"] == SUMMARIZATION else "model"]
-                ),
-                tokenizer_file=str(files["tokenizer"]),
-                sha256={str(k): str(v) for k, v in raw["sha256"].items()},
-                max_sequence_length=int(raw["max_sequence_length"]),
-                hidden_size=int(raw["hidden_size"]),
-                pooling=str(raw.get("pooling", "mean")),
-                inputs=[str(i) for i in raw["inputs"]],
-                span=_span_settings(raw["question_answering"])
-                if raw["export_task"] == SPAN_QA
-                else None,
-                seq2seq=Seq2SeqSpec.read(raw) if raw["export_task"] == SUMMARIZATION else None,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ModelLoadError(f"{MANIFEST} is missing or has a bad value for {exc}") from exc
-        kind_tasks = KIND_TASKS.get(manifest.export_task)
-        if kind_tasks is None:
-            kinds = ", ".join(KIND_TASKS)
-            raise ModelLoadError(
-                f"{MANIFEST}: export_task {manifest.export_task!r} is not served (only {kinds})"
-            )
-        unknown = set(manifest.tasks) - set(kind_tasks)
-        if unknown or not manifest.tasks:
-            raise ModelLoadError(f"{MANIFEST} lists tasks this server cannot serve: {unknown}")
-        if not 1 <= manifest.max_sequence_length <= 8192:
-            raise ModelLoadError(f"{MANIFEST}: bad max_sequence_length")
-        return manifest
-
-
-def _span_settings(raw: Any) -> SpanSettings:
-    settings = SpanSettings(
-        doc_stride=int(raw["doc_stride"]),
-        max_answer_length=int(raw["max_answer_length"]),
-        cls_token_id=int(raw["cls_token_id"]),
-    )
-    if settings.doc_stride < 1 or settings.max_answer_length < 1:
-        raise ModelLoadError(f"{MANIFEST}: doc_stride and max_answer_length must be positive")
-    return settings
-
-
-def _check_files(folder: Path, manifest: Manifest) -> None:
-    names = [manifest.model_file, manifest.tokenizer_file]
-    if manifest.seq2seq is not None:
-        names.append(manifest.seq2seq.decoder_file)
-    for name in names:
-        path = folder / name
-        if Path(name).name != name or not path.is_file():
-            raise ModelLoadError(f"file {name} is missing")
-        want = manifest.sha256.get(name)
-        if want is None:
-            raise ModelLoadError(f"{MANIFEST} records no sha256 for {name}")
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != want:
-            raise ModelLoadError(f"{name} does not match the sha256 in {MANIFEST}")
+    architecture: str = ""
+    precision: str = ""
+    max_sequence_length: int = 0
+    dimensions: int = 0  # the length of its vectors, on a model that embeds
 
 
 @dataclass
 class Model:
     name: str
-    manifest: Manifest | None = None
-    engine: Engine | None = None
-    encoder: SentenceEncoder | None = None
-    span_qa: SpanQA | None = None
-    summarizer: Seq2SeqSummarizer | None = None  # abstractive, on seq2seq models
-    # The encoder graph's own way in (KServe V2 serves it bare): not on seq2seq models.
-    scheduler: Scheduler | None = None
-    tokenizer: TextTokenizer | None = None
+    manifest: Manifest | None = None  # None until model.yaml is read
+    # The Task names it serves once loaded, TENSORS first where its graph is also served
+    # as it is; None until model.yaml is read.
+    offers: list[str] | None = None
     error: str = ""
     ready: bool = False
     providers: list[str] = field(default_factory=list)
+    sessions: int = 0  # engine sessions side by side (KServe's instance count)
+    pipelines: Pipelines = field(default_factory=Pipelines)  # filled once it is ready
+    # Its work queues, which the drain closes (Repository.schedulers and batchers).
+    schedulers: list[Scheduler] = field(default_factory=list)
+    batchers: list[ContinuousBatcher] = field(default_factory=list)
 
     @property
     def tasks(self) -> list[str]:
         return self.manifest.tasks if self.manifest else []
+
+    @property
+    def card(self) -> Card:
+        m = self.manifest
+        if m is None:
+            return Card()
+        dimensions = m.hidden_size if EMBED.name in m.tasks else 0
+        return Card(m.architecture, m.precision, m.max_sequence_length, dimensions)
+
+    def pipeline(self, task: Task[P]) -> P:
+        """Its pipeline for the task; FAILED_PRECONDITION if it has none."""
+        found = self.pipelines.get(task)
+        if found is None:
+            raise self.cannot(task.name)
+        return found
+
+    def cannot(self, task: str) -> TaskNotSupported:
+        return TaskNotSupported(
+            f"model {self.name!r} cannot {task}; it can: {', '.join(self.tasks)}"
+        )
 
 
 class Repository:
@@ -173,6 +84,7 @@ class Repository:
         self.models: dict[str, Model] = {}
         # What one request may send, the same for every model and both APIs.
         self.limits = Limits(settings.max_text_chars, settings.max_texts)
+        self._build = Builders(settings, metrics, self.limits)
 
     def discover(self) -> list[str]:
         """Names of the model folders (those with a model.yaml), without loading them.
@@ -183,9 +95,9 @@ class Repository:
         root = self.settings.models
         if not root.is_dir():
             raise ConfigError(f"invalid --models / ATTNSERVE_MODELS: {root} is not a directory")
-        names = sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}"))
+        names = sorted(p.parent.name for p in root.glob(f"*/{MANIFEST_FILE}"))
         if not names:
-            raise ConfigError(f"no models under {root} (no */{MANIFEST}): run `make models`")
+            raise ConfigError(f"no models under {root} (no */{MANIFEST_FILE}): run `make models`")
         default = self.settings.default_model
         if default not in names:
             raise ConfigError(
@@ -211,88 +123,23 @@ class Repository:
         folder = self.settings.models / model.name
         manifest = Manifest.read(folder)
         model.manifest = manifest
-        _check_files(folder, manifest)
+        # A seq2seq model is two graphs and a search loop: no one graph to serve bare.
+        seq2seq = manifest.seq2seq is not None
+        model.offers = [*([] if seq2seq else [TENSORS.name]), *manifest.tasks]
+        check_files(folder, manifest)
+        # One builder per kind of model; each builds every pipeline its kind can serve.
         if manifest.seq2seq is not None:
-            self._load_seq2seq(model, folder, manifest, manifest.seq2seq)
-            return
-        engine = Engine(
-            model.name,
-            folder / manifest.model_file,
-            self.settings.providers,
-            self.settings.threads(),
-            self.settings.sessions_for,
-        )
-        missing = set(engine.input_names) - {"input_ids", "attention_mask", "token_type_ids"}
-        if missing:
-            raise ModelLoadError(f"the ONNX graph has inputs this server cannot feed: {missing}")
-        tokenizer = TextTokenizer(folder / manifest.tokenizer_file, manifest.max_sequence_length)
-        _check_vocabulary(engine, tokenizer, manifest)
-        batching = BatchingConfig(
-            max_batch_tokens=self.settings.batch_tokens_for(engine.provider),
-            padding_slack=self.settings.padding_slack_for(engine.provider),
-            max_batch_size=self.settings.max_batch_size,
-            max_queue_delay=self.settings.max_queue_delay_ms / 1000.0,
-            max_queued_tokens=self.settings.max_queued_tokens,
-            max_queue_wait=self.settings.max_queue_wait_ms / 1000.0,
-            policy=self.settings.batching,
-        )
-        scheduler = Scheduler(
-            model.name, engine, batching, manifest.max_sequence_length, self.metrics
-        )
-        model.engine = engine
-        if manifest.span is not None:
-            if engine.output_names != SPAN_OUTPUTS:
-                raise ModelLoadError(f"a span QA graph must output {SPAN_OUTPUTS}")
-            windows = QuestionWindows(
-                folder / manifest.tokenizer_file,
-                manifest.max_sequence_length,
-                manifest.span.cls_token_id,
-            )
-            model.span_qa = SpanQA(
-                model.name, windows, scheduler, manifest.span, self.limits, self.metrics
-            )
+            table = self._build.seq2seq(model, folder, manifest, manifest.seq2seq)
+        elif manifest.span is not None:
+            table = self._build.span_qa(model, folder, manifest, manifest.span)
         else:
-            model.encoder = SentenceEncoder(
-                model.name, tokenizer, scheduler, manifest.pooling, self.limits, self.metrics
-            )
-        model.scheduler, model.tokenizer = scheduler, tokenizer
-        model.providers = engine.providers
-        _warm_up(engine, manifest, tokenizer.vocab_size)
+            table = self._build.encoder(model, folder, manifest)
+        model.pipelines = table.only(model.offers)
         model.ready = True
         self.metrics.model_ready.labels(model.name).set(1)
-        log.info("model %s ready: tasks %s", model.name, ", ".join(manifest.tasks))
-
-    def _load_seq2seq(
-        self, model: Model, folder: Path, manifest: Manifest, spec: Seq2SeqSpec
-    ) -> None:
-        graphs = Seq2SeqGraphs(
-            model.name, folder, spec, self.settings.providers, self.settings.threads()
-        )
-        tokenizer = TextTokenizer(folder / manifest.tokenizer_file, manifest.max_sequence_length)
-        if tokenizer.vocab_size > spec.vocab_size:
-            raise ModelLoadError(
-                f"tokenizer.json has {tokenizer.vocab_size} tokens; the model {spec.vocab_size}"
-            )
-        # First runs allocate arenas and pick kernels; do it before reporting SERVING.
-        cache = graphs.new_cache()
-        encoded = graphs.encode([np.full(8, spec.pad_token_id, dtype=np.int64)])
-        cache.add(encoded.cross, encoded.mask)
-        graphs.step(np.array([spec.decoder_start_token_id], dtype=np.int64), cache)
-        batcher = ContinuousBatcher(
-            model.name,
-            graphs,
-            self.settings.max_batch_size,
-            self.settings.max_sequences,
-            self.metrics,
-        )
-        model.engine = graphs.encoder
-        model.summarizer = Seq2SeqSummarizer(
-            model.name, tokenizer, spec, batcher, self.limits, self.metrics
-        )
-        model.providers = graphs.providers
-        model.ready = True
-        self.metrics.model_ready.labels(model.name).set(1)
-        log.info("model %s ready: tasks %s (seq2seq)", model.name, ", ".join(manifest.tasks))
+        self.metrics.start_at_zero(model.name, manifest.tasks)
+        tasks = ", ".join(manifest.tasks)
+        log.info("model %s ready: tasks %s%s", model.name, tasks, " (seq2seq)" if seq2seq else "")
 
     def resolve(self, name: str) -> Model:
         """The named model (empty: the default); NOT_FOUND or UNAVAILABLE when it can't serve."""
@@ -306,60 +153,14 @@ class Repository:
             raise Unavailable(f"model {wanted!r} is not ready: {why}")
         return model
 
-    def encoder_for(self, name: str, task: str) -> tuple[Model, SentenceEncoder]:
+    def pipeline(self, name: str, task: Task[P]) -> tuple[Model, P]:
+        """The named model and its pipeline for the task: NOT_FOUND or UNAVAILABLE as
+        `resolve` says, FAILED_PRECONDITION when the model does not serve the task."""
         model = self.resolve(name)
-        if task not in model.tasks or model.encoder is None:
-            raise TaskNotSupported(
-                f"model {model.name!r} cannot {task}; it can: {', '.join(model.tasks)}"
-            )
-        return model, model.encoder
-
-    def answerer_for(self, name: str) -> tuple[Model, SentenceEncoder | SpanQA]:
-        """What answers on the model: exact spans from a span QA head, sentences otherwise."""
-        model = self.resolve(name)
-        if model.span_qa is not None:
-            return model, model.span_qa
-        return self.encoder_for(name, "answer")
+        return model, model.pipeline(task)
 
     def batchers(self) -> list[ContinuousBatcher]:
-        return [m.summarizer.batcher for m in self.models.values() if m.summarizer is not None]
+        return [b for m in self.models.values() for b in m.batchers]
 
     def schedulers(self) -> list[Scheduler]:
-        return [
-            pipeline.scheduler
-            for m in self.models.values()
-            for pipeline in (m.encoder, m.span_qa)
-            if pipeline is not None
-        ]
-
-
-def _check_vocabulary(engine: Engine, tokenizer: TextTokenizer, manifest: Manifest) -> None:
-    # A tokenizer from another model produces ids past the embedding table: catch it at load,
-    # not as a crash in the first request.
-    probe = tokenizer.encode(["attnserve checks that the tokenizer fits the model."])[0].ids
-    vocab = tokenizer.vocab_size
-    if vocab <= 0 or int(probe.max()) >= vocab:
-        raise ModelLoadError("the tokenizer produces ids outside its own vocabulary")
-    try:
-        engine.run(_feeds(engine, np.array([[vocab - 1]], dtype=np.int64)))
-    except Exception as exc:
-        raise ModelLoadError(
-            f"tokenizer.json does not fit the model (vocabulary of {vocab}): {exc}"
-        ) from exc
-
-
-def _feeds(engine: Engine, ids: np.ndarray) -> dict[str, np.ndarray]:
-    by_name = {
-        "input_ids": ids,
-        "attention_mask": np.ones_like(ids),
-        "token_type_ids": np.zeros_like(ids),
-    }
-    return {name: by_name[name] for name in engine.input_names}
-
-
-def _warm_up(engine: Engine, manifest: Manifest, vocab_size: int) -> None:
-    # First runs allocate arenas and pick kernels; do it before reporting SERVING.
-    token = min(1000, vocab_size - 1)  # any real id: small vocabularies end before 1000
-    for rows, length in ((1, 8), (8, 32), (4, manifest.max_sequence_length)):
-        ids = np.full((rows, length), token, dtype=np.int64)
-        engine.run(_feeds(engine, ids))
+        return [s for m in self.models.values() for s in m.schedulers]

@@ -1,7 +1,8 @@
 """What every RPC of every API does around its work: admission, deadline, metrics, errors.
 
 One place maps ServiceError to its status code and records requests_total,
-request_duration and inflight, so attnserve.v1 and KServe V2 count and fail alike.
+request_duration and inflight, so attnserve.v1 and KServe V2 count and fail alike; the
+read-only RPCs (`read`) fail alike too, without being counted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+UNKNOWN_MODEL = "unknown"  # the model label of a request for a model we do not have
+
 
 class CallRunner:
     def __init__(self, repository: Repository, metrics: Metrics) -> None:
@@ -42,40 +45,51 @@ class CallRunner:
         return True
 
     def model_label(self, requested: str) -> str:
+        """The label of a request for `requested` (empty: the default model)."""
         # Only names the repository knows become label values: clients cannot grow the
         # metric's cardinality by sending made-up model names.
         name = requested or self.repository.settings.default_model
-        return name if name in self.repository.models else "unknown"
+        return name if name in self.repository.models else UNKNOWN_MODEL
 
     async def run(
         self,
         context: grpc.aio.ServicerContext,
         task: str,
-        requested_model: str,
+        model: str,
         work: Callable[[float | None], Awaitable[T]],
     ) -> T:
-        """Run `work(deadline)` as one request; ServiceErrors become their status codes."""
-        async with self._call(context, task, requested_model) as deadline:
+        """Run `work(deadline)` as one request; ServiceErrors become their status codes.
+
+        `model` is the metrics label: model_label's, or UNKNOWN_MODEL.
+        """
+        async with self._call(context, task, model) as deadline:
             return await work(deadline)
 
     async def stream(
         self,
         context: grpc.aio.ServicerContext,
         task: str,
-        requested_model: str,
+        model: str,
         work: Callable[[float | None], AsyncIterator[T]],
     ) -> AsyncIterator[T]:
         """`run` for a server-streaming RPC: yields what `work(deadline)` yields."""
-        async with self._call(context, task, requested_model) as deadline:
+        async with self._call(context, task, model) as deadline:
             async for item in work(deadline):
                 yield item
 
+    async def read(self, context: grpc.aio.ServicerContext, build: Callable[[], T]) -> T:
+        """Answer a read-only RPC, not counted; a ServiceError becomes its status code."""
+        try:
+            return build()
+        except ServiceError as exc:
+            await _abort(context, exc)
+            raise  # abort raises; this line only satisfies the type checker
+
     @asynccontextmanager
     async def _call(
-        self, context: grpc.aio.ServicerContext, task: str, requested_model: str
+        self, context: grpc.aio.ServicerContext, task: str, model: str
     ) -> AsyncIterator[float | None]:
         """One request's admission, deadline, metrics and error mapping, around its work."""
-        model = self.model_label(requested_model)
         started = time.perf_counter()
         inflight = self.metrics.inflight.labels(model, task)
         inflight.inc()
@@ -91,7 +105,7 @@ class CallRunner:
             yield None if remaining is None else time.monotonic() + remaining
         except ServiceError as exc:
             code = exc.code
-            await context.abort(exc.code, exc.message)
+            await _abort(context, exc)
             raise  # abort raises; this line only satisfies the type checker
         except asyncio.CancelledError:
             code = grpc.StatusCode.CANCELLED
@@ -109,3 +123,8 @@ class CallRunner:
             inflight.dec()
             self.metrics.requests.labels(model, task, code.name).inc()
             self.metrics.request_duration.labels(model, task).observe(time.perf_counter() - started)
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: ServiceError) -> None:
+    """End the RPC with the error's status code and its message for the client."""
+    await context.abort(error.code, error.message)

@@ -1,23 +1,23 @@
 """inference.GRPCInferenceService: KServe V2 / Open Inference Protocol, as tritonclient speaks it.
 
 ModelInfer goes through CallRunner like every attnserve.v1 call (admission, deadline,
-metrics, error codes) and through the same pipelines and schedulers; the other RPCs only
-read the repository (RepositoryIndex lists it; it is static, so RepositoryModelLoad and
-RepositoryModelUnload answer UNIMPLEMENTED). Tensors on the wire: kserve_tensors; the V2
-models: kserve_models; the computation: kserve_infer.
+metrics, error codes) and through the same pipelines; the other RPCs only read the
+repository, failing as CallRunner.read maps errors (RepositoryIndex lists it; it is static,
+so RepositoryModelLoad and RepositoryModelUnload answer UNIMPLEMENTED). Tensors on the
+wire: kserve_tensors; the V2 models: kserve_models; each one's tensors to task arguments
+and back: kserve_infer.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib import metadata
-from typing import TypeVar
 
 import grpc
 
-from service.api.calls import CallRunner
-from service.api.kserve_infer import infer
+from service.api.calls import UNKNOWN_MODEL, CallRunner
+from service.api.kserve_infer import VIEWS, Call
 from service.api.kserve_models import READY, VERSION, Catalogue, V2Name
 from service.api.kserve_stats import Counters, Statistics
 from service.api.kserve_tensors import (
@@ -31,12 +31,9 @@ from service.api.protos.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.errors import ServiceError
 from service.repository import Repository
 
-T = TypeVar("T")
-
 SERVER_NAME = "attnserve"
 # Protocol extensions this servicer implements (Triton's names for them).
 EXTENSIONS = ["model_configuration", "statistics", "parameters"]
-UNKNOWN_MODEL = "unknown"  # the metrics label of a request for a model we do not have
 
 
 def _server_version() -> str:
@@ -105,7 +102,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
             v2, model = self._catalogue.lookup(request.name, request.version)
             return self._catalogue.metadata(v2, model)
 
-        return await _answer(context, build)
+        return await self._calls.read(context, build)
 
     async def ModelConfig(
         self, request: pb.ModelConfigRequest, context: grpc.aio.ServicerContext
@@ -114,7 +111,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
             v2, model = self._catalogue.lookup(request.name, request.version)
             return pb.ModelConfigResponse(config=self._catalogue.config(v2, model))
 
-        return await _answer(context, build)
+        return await self._calls.read(context, build)
 
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
@@ -129,7 +126,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
                 model_stats=[_model_stats(name, self._stats.get(name)) for name in names]
             )
 
-        return await _answer(context, build)
+        return await self._calls.read(context, build)
 
     # -- model repository (Triton extension) -----------------------------------------------
 
@@ -170,18 +167,12 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
         async def work(deadline: float | None) -> pb.ModelInferResponse:
             nonlocal items
             _, model = self._catalogue.lookup(request.model_name, request.model_version)
-            wanted = requested_outputs(request, self._catalogue.outputs(v2, model))
-            inputs = read_inputs(request, v2.name, self._catalogue.inputs(v2, model))
+            view = VIEWS[v2.task]
+            wanted = requested_outputs(request, view.outputs(model))
+            inputs = read_inputs(request, v2.name, view.inputs(model))
             deadline = _deadline(deadline, request.parameters)
-            outputs = await infer(
-                self._catalogue,
-                self._repo.metrics,
-                v2,
-                model,
-                inputs,
-                request.parameters,
-                deadline,
-            )
+            call = Call(model, inputs, request.parameters, self._repo.limits, deadline)
+            outputs = await view.infer(call)
             items = next(iter(outputs.values())).shape[0]
             response = pb.ModelInferResponse(
                 model_name=v2.name, model_version=VERSION, id=request.id
@@ -200,15 +191,6 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
         finally:
             if known:  # only our own names: clients cannot grow this table
                 self._stats.record(v2.name, ok, time.perf_counter_ns() - started, items)
-
-
-async def _answer(context: grpc.aio.ServicerContext, build: Callable[[], T]) -> T:
-    """Run a read-only RPC; a ServiceError becomes its status code, as in CallRunner."""
-    try:
-        return build()
-    except ServiceError as exc:
-        await context.abort(exc.code, exc.message)
-        raise  # abort raises; this line only satisfies the type checker
 
 
 def _static(action: str, name: str) -> str:

@@ -10,28 +10,18 @@ from service.api.calls import CallRunner
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 from service.repository import Repository
-from service.seq2seq.pipeline import Options
-from service.tasks.answer import answer
-from service.tasks.embed import embed
-from service.tasks.span_qa import SpanQA, SpanRequest
+from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, AnswerQuery, SummaryQuery
 from service.tasks.spans import ScoredSpan
-from service.tasks.summarize import summarize
+from service.tasks.texts import check_text, check_texts
 
 
 def _span(span: ScoredSpan) -> pb.Span:
     return pb.Span(text=span.text, score=span.score, start=span.start, end=span.end)
 
 
-def _options(request: pb.SummarizeRequest) -> Options:
-    return Options(
-        max_new_tokens=request.max_new_tokens,
-        num_beams=request.num_beams,
-        length_penalty=request.length_penalty,
-        no_repeat_ngram_size=request.no_repeat_ngram_size,
-    )
-
-
 class TextInferenceServicer(pb_grpc.TextInferenceServicer):
+    """Requests to task queries and results to replies; the model's pipelines do the rest."""
+
     def __init__(self, repository: Repository, calls: CallRunner) -> None:
         self._repo = repository
         self._calls = calls
@@ -40,8 +30,9 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
         self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext
     ) -> pb.EmbedResponse:
         async def work(deadline: float | None) -> pb.EmbedResponse:
-            model, encoder = self._repo.encoder_for(request.model, "embed")
-            vectors = await embed(encoder, list(request.texts), request.normalize, deadline)
+            model, embedder = self._repo.pipeline(request.model, EMBED)
+            texts = check_texts(list(request.texts), "texts", self._repo.limits)
+            vectors = await embedder.embed(texts, request.normalize, deadline)
             return pb.EmbedResponse(
                 embeddings=[pb.Embedding(values=row) for row in vectors.values.tolist()],
                 model=model.name,
@@ -49,95 +40,95 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
                 truncated_texts=vectors.truncated,
             )
 
-        return await self._calls.run(context, "embed", request.model, work)
+        label = self._calls.model_label(request.model)
+        return await self._calls.run(context, EMBED.name, label, work)
 
     async def Summarize(
         self, request: pb.SummarizeRequest, context: grpc.aio.ServicerContext
     ) -> pb.SummarizeResponse:
         async def work(deadline: float | None) -> pb.SummarizeResponse:
-            summarizer = self._repo.resolve(request.model).summarizer
-            if summarizer is not None:
-                abstract = await summarizer.summarize(request.text, _options(request), deadline)
-                return pb.SummarizeResponse(
-                    summary=abstract.text, model=summarizer.model, token_ids=abstract.token_ids
-                )
-            model, encoder = self._repo.encoder_for(request.model, "summarize")
-            result = await summarize(encoder, request.text, request.max_sentences, deadline)
+            model, summarizer = self._repo.pipeline(request.model, SUMMARIZE)
+            summary = await summarizer.summarize(self._summary_query(request), deadline)
             return pb.SummarizeResponse(
-                summary=result.text,
-                sentences=[_span(s) for s in result.sentences],
+                summary=summary.text,
+                sentences=[_span(s) for s in summary.sentences],
                 model=model.name,
-                truncated_sentences=result.truncated_sentences,
+                truncated_sentences=summary.truncated_sentences,
+                token_ids=summary.token_ids,
             )
 
-        return await self._calls.run(context, "summarize", request.model, work)
+        label = self._calls.model_label(request.model)
+        return await self._calls.run(context, SUMMARIZE.name, label, work)
 
     async def SummarizeStream(
         self, request: pb.SummarizeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SummarizeChunk]:
         async def work(deadline: float | None) -> AsyncIterator[pb.SummarizeChunk]:
-            summarizer = self._repo.resolve(request.model).summarizer
-            if summarizer is None:
-                # Extractive: the summary is known only whole.
-                model, encoder = self._repo.encoder_for(request.model, "summarize")
-                result = await summarize(encoder, request.text, request.max_sentences, deadline)
-                yield pb.SummarizeChunk(text=result.text, done=True, model=model.name)
-                return
+            model, summarizer = self._repo.pipeline(request.model, SUMMARIZE)
+            query = self._summary_query(request)
             # One piece behind, so that the last chunk can say it is the last.
             held: str | None = None
-            async for piece in summarizer.stream(request.text, _options(request), deadline):
+            async for piece in summarizer.stream(query, deadline):
                 if held is not None:
-                    yield pb.SummarizeChunk(text=held, model=summarizer.model)
+                    yield pb.SummarizeChunk(text=held, model=model.name)
                 held = piece
-            yield pb.SummarizeChunk(text=held or "", done=True, model=summarizer.model)
+            yield pb.SummarizeChunk(text=held or "", done=True, model=model.name)
 
-        async for chunk in self._calls.stream(context, "summarize", request.model, work):
+        label = self._calls.model_label(request.model)
+        async for chunk in self._calls.stream(context, SUMMARIZE.name, label, work):
             yield chunk
 
     async def Answer(
         self, request: pb.AnswerRequest, context: grpc.aio.ServicerContext
     ) -> pb.AnswerResponse:
         async def work(deadline: float | None) -> pb.AnswerResponse:
-            model, answerer = self._repo.answerer_for(request.model)
-            if isinstance(answerer, SpanQA):
-                options = SpanRequest(
-                    request.question,
-                    request.context,
-                    request.top_k,
-                    request.max_answer_length,
-                    request.doc_stride,
-                    request.allow_no_answer,
-                )
-                result = await answerer.answer(options, deadline)
-            else:
-                result = await answer(
-                    answerer, request.question, request.context, request.top_k, deadline
-                )
+            model, answerer = self._repo.pipeline(request.model, ANSWER)
+            limits = self._repo.limits
+            query = AnswerQuery(
+                check_text(request.question, "question", limits),
+                check_text(request.context, "context", limits),
+                request.top_k,
+                request.max_answer_length,
+                request.doc_stride,
+                request.allow_no_answer,
+            )
+            result = await answerer.answer(query, deadline)
             return pb.AnswerResponse(
                 answers=[_span(a) for a in result.answers],
                 model=model.name,
                 truncated_sentences=result.truncated_sentences,
             )
 
-        return await self._calls.run(context, "answer", request.model, work)
+        label = self._calls.model_label(request.model)
+        return await self._calls.run(context, ANSWER.name, label, work)
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
         infos = []
         for model in self._repo.models.values():
-            manifest = model.manifest
+            card = model.card
             infos.append(
                 pb.ModelInfo(
                     name=model.name,
                     tasks=model.tasks,
-                    architecture=manifest.architecture if manifest else "",
-                    max_sequence_length=manifest.max_sequence_length if manifest else 0,
+                    architecture=card.architecture,
+                    max_sequence_length=card.max_sequence_length,
                     providers=model.providers,
                     ready=model.ready,
-                    precision=manifest.precision if manifest else "",
+                    precision=card.precision,
                     error=model.error,
-                    dimensions=manifest.hidden_size if manifest and "embed" in model.tasks else 0,
+                    dimensions=card.dimensions,
                 )
             )
         return pb.ListModelsResponse(models=infos, default_model=self._repo.settings.default_model)
+
+    def _summary_query(self, request: pb.SummarizeRequest) -> SummaryQuery:
+        return SummaryQuery(
+            check_text(request.text, "text", self._repo.limits),
+            request.max_sentences,
+            request.max_new_tokens,
+            request.num_beams,
+            request.length_penalty,
+            request.no_repeat_ngram_size,
+        )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,30 +19,13 @@ from service.metrics import Metrics
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.search import Beam, Greedy, SearchSettings
 from service.seq2seq.spec import Seq2SeqSpec
-from service.tasks.encoder import Limits, check_text
+from service.tasks.pipelines import SUMMARIZE, Summary, SummaryQuery
 from service.tasks.tokenizer import TextTokenizer
 
 MAX_BEAMS = 16
 MAX_NO_REPEAT_NGRAM = 64
 MAX_LENGTH_PENALTY = 100.0
 _REPLACEMENT = "\ufffd"  # what a partial UTF-8 sequence decodes to: wait for the rest
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """A request's generation options as sent (0: the model's default)."""
-
-    max_new_tokens: int = 0
-    num_beams: int = 0
-    length_penalty: float = 0.0
-    no_repeat_ngram_size: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Abstract:
-    text: str
-    token_ids: list[int]  # generated ids after the decoder start token, EOS included
-    truncated: bool  # the source was cut to the model's window
 
 
 class Seq2SeqSummarizer:
@@ -53,32 +35,30 @@ class Seq2SeqSummarizer:
         tokenizer: TextTokenizer,
         spec: Seq2SeqSpec,
         batcher: ContinuousBatcher,
-        limits: Limits,
         metrics: Metrics,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.spec = spec
         self.batcher = batcher
-        self.limits = limits
         self._metrics = metrics
 
-    def settings(self, options: Options) -> SearchSettings:
+    def settings(self, query: SummaryQuery) -> SearchSettings:
         d, spec = self.spec.defaults, self.spec
-        max_new = options.max_new_tokens or d.max_new_tokens
+        max_new = query.max_new_tokens or d.max_new_tokens
         limit = spec.max_decoder_length - 1
         if not 1 <= max_new <= limit:
             raise InvalidArgument(f"max_new_tokens must be between 1 and {limit}; got {max_new}")
-        beams = options.num_beams or d.num_beams
+        beams = query.num_beams or d.num_beams
         most_beams = min(MAX_BEAMS, self.batcher.max_rows)
         if not 1 <= beams <= most_beams:
             raise InvalidArgument(f"num_beams must be between 1 and {most_beams}; got {beams}")
-        penalty = options.length_penalty or d.length_penalty
+        penalty = query.length_penalty or d.length_penalty
         if not math.isfinite(penalty) or abs(penalty) > MAX_LENGTH_PENALTY:
             raise InvalidArgument(
                 f"length_penalty must be a number within ±{MAX_LENGTH_PENALTY:g}; got {penalty}"
             )
-        ngram = options.no_repeat_ngram_size or d.no_repeat_ngram_size
+        ngram = query.no_repeat_ngram_size or d.no_repeat_ngram_size
         if not 0 <= ngram <= MAX_NO_REPEAT_NGRAM:
             raise InvalidArgument(
                 f"no_repeat_ngram_size must be at most {MAX_NO_REPEAT_NGRAM}; got {ngram}"
@@ -96,25 +76,23 @@ class Seq2SeqSummarizer:
             forced_eos_token_id=d.forced_eos_token_id,
         )
 
-    def _prepare(self, text: str, options: Options) -> tuple[SearchSettings, np.ndarray, bool]:
-        check_text(text, "text", self.limits)
-        settings = self.settings(options)
-        encoded = self.tokenizer.encode([text])[0]
-        self._metrics.input_tokens.labels(self.model, "summarize").inc(len(encoded.ids))
+    def _prepare(self, query: SummaryQuery) -> tuple[SearchSettings, np.ndarray]:
+        settings = self.settings(query)
+        encoded = self.tokenizer.encode([query.text])[0]
+        self._metrics.input_tokens.labels(self.model, SUMMARIZE.name).inc(len(encoded.ids))
         if encoded.truncated:
-            self._metrics.truncated_rows.labels(self.model, "summarize").inc()
-        return settings, encoded.ids, encoded.truncated
+            self._metrics.truncated_rows.labels(self.model, SUMMARIZE.name).inc()
+        return settings, encoded.ids
 
-    async def summarize(self, text: str, options: Options, deadline: float | None) -> Abstract:
-        settings, source, truncated = self._prepare(text, options)
+    async def summarize(self, query: SummaryQuery, deadline: float | None) -> Summary:
+        settings, source = self._prepare(query)
+        # The generated ids after the decoder start token, EOS included.
         ids = await self.batcher.generate(source, _search(settings), deadline)
-        return Abstract(self.tokenizer.decode(ids), ids, truncated)
+        return Summary(self.tokenizer.decode(ids), token_ids=ids)
 
-    async def stream(
-        self, text: str, options: Options, deadline: float | None
-    ) -> AsyncIterator[str]:
+    async def stream(self, query: SummaryQuery, deadline: float | None) -> AsyncIterator[str]:
         """Pieces of the summary text, in order; joined they equal `summarize`'s text."""
-        settings, source, _ = self._prepare(text, options)
+        settings, source = self._prepare(query)
         if settings.num_beams > 1:
             ids = await self.batcher.generate(source, Beam(settings), deadline)
             yield self.tokenizer.decode(ids)

@@ -1,12 +1,19 @@
-"""Embed: one vector per text, in request order."""
+"""Embed on a sentence encoder: one vector per text, in request order."""
 
 from __future__ import annotations
 
-from service.tasks.encoder import SentenceEncoder, Vectors, check_texts
+from collections.abc import Sequence
+
+from service.tasks.encoder import SentenceEncoder
+from service.tasks.pipelines import EMBED, Vectors
+from service.tasks.texts import Text
 
 
-async def embed(
-    encoder: SentenceEncoder, texts: list[str], normalize: bool, deadline: float | None
-) -> Vectors:
-    check_texts(texts, "texts", encoder.limits)
-    return await encoder.encode(texts, "embed", normalize, deadline)
+class EncoderEmbedder:
+    def __init__(self, encoder: SentenceEncoder) -> None:
+        self._encoder = encoder
+
+    async def embed(
+        self, texts: Sequence[Text], normalize: bool, deadline: float | None
+    ) -> Vectors:
+        return await self._encoder.encode(texts, EMBED.name, normalize, deadline)

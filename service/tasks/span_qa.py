@@ -7,13 +7,12 @@ batches), and the start and end logits are decoded into ranked spans (span_decod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from service.batching.scheduler import Scheduler
 from service.errors import InvalidArgument
 from service.metrics import Metrics
-from service.tasks.answer import DEFAULT_ANSWERS, Answers
-from service.tasks.encoder import Limits, check_text
+from service.model_format import SpanSettings
+from service.tasks.answer import DEFAULT_ANSWERS
+from service.tasks.pipelines import ANSWER, AnswerQuery, Answers
 from service.tasks.span_decoding import candidates_kept, rank_answers, score_window
 from service.tasks.span_windows import QuestionWindows
 from service.tasks.spans import check_picks
@@ -23,25 +22,6 @@ from service.tasks.spans import check_picks
 MAX_WINDOWS = 256
 
 
-@dataclass(frozen=True, slots=True)
-class SpanSettings:
-    """The model's defaults (model.yaml `question_answering`)."""
-
-    doc_stride: int
-    max_answer_length: int
-    cls_token_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class SpanRequest:
-    question: str
-    context: str
-    top_k: int = 0  # 0: one answer
-    max_answer_length: int = 0  # 0: the model's default
-    doc_stride: int = 0  # 0: the model's default
-    allow_no_answer: bool = False
-
-
 class SpanQA:
     def __init__(
         self,
@@ -49,27 +29,23 @@ class SpanQA:
         windows: QuestionWindows,
         scheduler: Scheduler,
         settings: SpanSettings,
-        limits: Limits,
         metrics: Metrics,
     ) -> None:
         self.model = model
         self.scheduler = scheduler
         self.settings = settings
         self._windows = windows
-        self._limits = limits
         self._metrics = metrics
 
-    async def answer(self, request: SpanRequest, deadline: float | None) -> Answers:
-        check_text(request.question, "question", self._limits)
-        check_text(request.context, "context", self._limits)
-        top_k = check_picks(request.top_k, DEFAULT_ANSWERS, "top_k")
+    async def answer(self, query: AnswerQuery, deadline: float | None) -> Answers:
+        top_k = check_picks(query.top_k, DEFAULT_ANSWERS, "top_k")
         window = self._windows.max_length
         max_answer_length = _option(
-            request.max_answer_length, self.settings.max_answer_length, window, "max_answer_length"
+            query.max_answer_length, self.settings.max_answer_length, window, "max_answer_length"
         )
         # A stride is an overlap inside one window: it must leave the window room to move.
-        doc_stride = _option(request.doc_stride, self.settings.doc_stride, window - 1, "doc_stride")
-        windows = self._windows.split(request.question, request.context, doc_stride)
+        doc_stride = _option(query.doc_stride, self.settings.doc_stride, window - 1, "doc_stride")
+        windows = self._windows.split(query.question, query.context, doc_stride)
         if len(windows) > MAX_WINDOWS:
             raise InvalidArgument(
                 f"the context needs {len(windows)} windows at doc_stride {doc_stride}; the "
@@ -80,13 +56,13 @@ class SpanQA:
         )
         # Counted once computed: refused or dropped requests are not input the model saw.
         tokens = sum(len(w.ids) for w in windows)
-        self._metrics.input_tokens.labels(self.model, "answer").inc(tokens)
+        self._metrics.input_tokens.labels(self.model, ANSWER.name).inc(tokens)
         keep = candidates_kept(top_k)
         scored = [
             score_window(start, end, w.candidates, max_answer_length, keep)
             for w, (start, end) in zip(windows, outputs, strict=True)
         ]
-        spans = rank_answers(request.context, windows, scored, top_k, request.allow_no_answer)
+        spans = rank_answers(query.context, windows, scored, top_k, query.allow_no_answer)
         return Answers(spans, truncated_sentences=0)
 
 

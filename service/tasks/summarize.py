@@ -7,25 +7,19 @@ already chosen loses to a slightly less central one that adds something.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 import numpy as np
 
 from service.errors import InvalidArgument
 from service.tasks.encoder import SentenceEncoder
+from service.tasks.pipelines import SUMMARIZE, Summary, SummaryQuery
 from service.tasks.sentences import split_sentences
 from service.tasks.spans import ScoredSpan, check_picks
 
 DEFAULT_SENTENCES = 3
 _DAMPING = 0.85
 _MMR_LAMBDA = 0.7  # weight of centrality against redundancy
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    text: str
-    sentences: list[ScoredSpan]  # document order
-    truncated_sentences: int
 
 
 def lexrank(similarity: np.ndarray, iterations: int = 100, tol: float = 1e-8) -> np.ndarray:
@@ -62,20 +56,31 @@ def mmr(centrality: np.ndarray, similarity: np.ndarray, k: int) -> list[int]:
     return picked
 
 
-async def summarize(
-    encoder: SentenceEncoder, text: str, max_sentences: int, deadline: float | None
-) -> Summary:
-    encoder.check_text(text, "text")
-    k = check_picks(max_sentences, DEFAULT_SENTENCES, "max_sentences")
-    sentences = split_sentences(text)
-    vectors = await encoder.encode([s.text for s in sentences], "summarize", True, deadline)
-    similarity = vectors.values @ vectors.values.T
-    centrality = lexrank(similarity)
-    chosen = sorted(mmr(centrality, similarity, k))
-    spans = [
-        ScoredSpan(sentences[i].text, float(centrality[i]), sentences[i].start, sentences[i].end)
-        for i in chosen
-    ]
-    if not spans:  # check_text guarantees a non-blank text, hence a sentence
-        raise InvalidArgument("text has no sentences")
-    return Summary(" ".join(s.text for s in spans), spans, len(vectors.truncated))
+class ExtractiveSummarizer:
+    def __init__(self, encoder: SentenceEncoder) -> None:
+        self._encoder = encoder
+
+    async def summarize(self, query: SummaryQuery, deadline: float | None) -> Summary:
+        k = check_picks(query.max_sentences, DEFAULT_SENTENCES, "max_sentences")
+        sentences = split_sentences(query.text)
+        vectors = await self._encoder.encode(
+            [s.text for s in sentences], SUMMARIZE.name, True, deadline
+        )
+        similarity = vectors.values @ vectors.values.T
+        centrality = lexrank(similarity)
+        chosen = sorted(mmr(centrality, similarity, k))
+        spans = [
+            ScoredSpan(
+                sentences[i].text, float(centrality[i]), sentences[i].start, sentences[i].end
+            )
+            for i in chosen
+        ]
+        if not spans:  # a checked text is not blank, hence has a sentence
+            raise InvalidArgument("text has no sentences")
+        return Summary(
+            " ".join(s.text for s in spans), spans, truncated_sentences=len(vectors.truncated)
+        )
+
+    async def stream(self, query: SummaryQuery, deadline: float | None) -> AsyncIterator[str]:
+        # An extractive summary is known only whole.
+        yield (await self.summarize(query, deadline)).text

@@ -1,0 +1,183 @@
+"""One builder per kind of model: from its checked files to its table of pipelines by task.
+
+Each builder opens the model's graphs, checks that they fit its tokenizer, warms them up,
+and adds every pipeline its kind can serve; the repository keeps those that model.yaml
+lists. What the drain must close and what ListModels shows go on the model as soon as they
+exist, so a model that fails half-way still reports them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from service.batching.scheduler import BatchingConfig, Scheduler
+from service.config import Settings
+from service.metrics import Metrics
+from service.model_format import SPAN_OUTPUTS, Manifest, SpanSettings
+from service.runtime.engine import Engine
+from service.seq2seq.batcher import ContinuousBatcher
+from service.seq2seq.graphs import Seq2SeqGraphs
+from service.seq2seq.pipeline import Seq2SeqSummarizer
+from service.seq2seq.spec import Seq2SeqSpec
+from service.tasks.answer import SentenceAnswerer
+from service.tasks.embed import EncoderEmbedder
+from service.tasks.encoder import SentenceEncoder
+from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, TENSORS, Pipelines
+from service.tasks.span_qa import SpanQA
+from service.tasks.span_windows import QuestionWindows
+from service.tasks.summarize import ExtractiveSummarizer
+from service.tasks.tensors import ID_INPUTS, BareGraph, type_vocab_size
+from service.tasks.texts import Limits
+from service.tasks.tokenizer import TextTokenizer
+
+if TYPE_CHECKING:
+    from service.repository import Model
+
+
+class ModelLoadError(Exception):
+    """The model folder is not servable; the message says why."""
+
+
+class Builders:
+    def __init__(self, settings: Settings, metrics: Metrics, limits: Limits) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._limits = limits
+
+    def encoder(self, model: Model, folder: Path, manifest: Manifest) -> Pipelines:
+        """Embed, Summarize and Answer on sentence vectors, and the bare graph."""
+        engine, tokenizer, scheduler = self._graph(model, folder, manifest)
+        encoder = SentenceEncoder(model.name, tokenizer, scheduler, manifest.pooling, self._metrics)
+        table = self._bare(model, folder, engine, tokenizer, scheduler)
+        table.add(EMBED, EncoderEmbedder(encoder))
+        table.add(ANSWER, SentenceAnswerer(encoder))
+        table.add(SUMMARIZE, ExtractiveSummarizer(encoder))
+        _warm_up(model, engine, manifest.max_sequence_length, tokenizer.vocab_size)
+        return table
+
+    def span_qa(
+        self, model: Model, folder: Path, manifest: Manifest, span: SpanSettings
+    ) -> Pipelines:
+        """Answer with exact spans from a question-answering head, and the bare graph."""
+        engine, tokenizer, scheduler = self._graph(model, folder, manifest)
+        if engine.output_names != SPAN_OUTPUTS:
+            raise ModelLoadError(f"a span QA graph must output {SPAN_OUTPUTS}")
+        windows = QuestionWindows(
+            folder / manifest.tokenizer_file, manifest.max_sequence_length, span.cls_token_id
+        )
+        table = self._bare(model, folder, engine, tokenizer, scheduler)
+        table.add(ANSWER, SpanQA(model.name, windows, scheduler, span, self._metrics))
+        _warm_up(model, engine, manifest.max_sequence_length, tokenizer.vocab_size)
+        return table
+
+    def seq2seq(
+        self, model: Model, folder: Path, manifest: Manifest, spec: Seq2SeqSpec
+    ) -> Pipelines:
+        """Abstractive Summarize: encoder and decoder graphs under a continuous batcher."""
+        settings = self._settings
+        graphs = Seq2SeqGraphs(model.name, folder, spec, settings.providers, settings.threads())
+        tokenizer = TextTokenizer(folder / manifest.tokenizer_file, manifest.max_sequence_length)
+        if tokenizer.vocab_size > spec.vocab_size:
+            raise ModelLoadError(
+                f"tokenizer.json has {tokenizer.vocab_size} tokens; the model {spec.vocab_size}"
+            )
+        # First runs allocate arenas and pick kernels; do it before reporting SERVING.
+        cache = graphs.new_cache()
+        encoded = graphs.encode([np.full(8, spec.pad_token_id, dtype=np.int64)])
+        cache.add(encoded.cross, encoded.mask)
+        graphs.step(np.array([spec.decoder_start_token_id], dtype=np.int64), cache)
+        batcher = ContinuousBatcher(
+            model.name, graphs, settings.max_batch_size, settings.max_sequences, self._metrics
+        )
+        model.batchers.append(batcher)
+        table = Pipelines()
+        summarizer = Seq2SeqSummarizer(model.name, tokenizer, spec, batcher, self._metrics)
+        table.add(SUMMARIZE, summarizer)
+        model.providers, model.sessions = graphs.providers, graphs.encoder.concurrency
+        return table
+
+    def _graph(
+        self, model: Model, folder: Path, manifest: Manifest
+    ) -> tuple[Engine, TextTokenizer, Scheduler]:
+        """A graph that takes token ids, its tokenizer, and the scheduler in front of it."""
+        settings = self._settings
+        engine = Engine(
+            model.name,
+            folder / manifest.model_file,
+            settings.providers,
+            settings.threads(),
+            settings.sessions_for,
+        )
+        missing = set(engine.input_names) - set(ID_INPUTS)
+        if missing:
+            raise ModelLoadError(f"the ONNX graph has inputs this server cannot feed: {missing}")
+        tokenizer = TextTokenizer(folder / manifest.tokenizer_file, manifest.max_sequence_length)
+        _check_vocabulary(engine, tokenizer)
+        batching = BatchingConfig(
+            max_batch_tokens=settings.batch_tokens_for(engine.provider),
+            padding_slack=settings.padding_slack_for(engine.provider),
+            max_batch_size=settings.max_batch_size,
+            max_queue_delay=settings.max_queue_delay_ms / 1000.0,
+            max_queued_tokens=settings.max_queued_tokens,
+            max_queue_wait=settings.max_queue_wait_ms / 1000.0,
+            policy=settings.batching,
+        )
+        scheduler = Scheduler(
+            model.name, engine, batching, manifest.max_sequence_length, self._metrics
+        )
+        model.schedulers.append(scheduler)
+        return engine, tokenizer, scheduler
+
+    def _bare(
+        self,
+        model: Model,
+        folder: Path,
+        engine: Engine,
+        tokenizer: TextTokenizer,
+        scheduler: Scheduler,
+    ) -> Pipelines:
+        """A new table holding the graph's own way in: token ids through its scheduler."""
+        # The type vocabulary is read once here, not per request.
+        types = type_vocab_size(folder)
+        bare = BareGraph(
+            model.name, engine, scheduler, tokenizer, types, self._limits, self._metrics
+        )
+        table = Pipelines()
+        table.add(TENSORS, bare)
+        return table
+
+
+def _check_vocabulary(engine: Engine, tokenizer: TextTokenizer) -> None:
+    # A tokenizer from another model produces ids past the embedding table: catch it at load,
+    # not as a crash in the first request.
+    probe = tokenizer.encode(["attnserve checks that the tokenizer fits the model."])[0].ids
+    vocab = tokenizer.vocab_size
+    if vocab <= 0 or int(probe.max()) >= vocab:
+        raise ModelLoadError("the tokenizer produces ids outside its own vocabulary")
+    try:
+        engine.run(_feeds(engine, np.array([[vocab - 1]], dtype=np.int64)))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"tokenizer.json does not fit the model (vocabulary of {vocab}): {exc}"
+        ) from exc
+
+
+def _feeds(engine: Engine, ids: np.ndarray) -> dict[str, np.ndarray]:
+    by_name = {
+        "input_ids": ids,
+        "attention_mask": np.ones_like(ids),
+        "token_type_ids": np.zeros_like(ids),
+    }
+    return {name: by_name[name] for name in engine.input_names}
+
+
+def _warm_up(model: Model, engine: Engine, max_length: int, vocab_size: int) -> None:
+    model.providers, model.sessions = engine.providers, engine.concurrency
+    # First runs allocate arenas and pick kernels; do it before reporting SERVING.
+    token = min(1000, vocab_size - 1)  # any real id: small vocabularies end before 1000
+    for rows, length in ((1, 8), (8, 32), (4, max_length)):
+        ids = np.full((rows, length), token, dtype=np.int64)
+        engine.run(_feeds(engine, ids))
