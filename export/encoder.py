@@ -10,7 +10,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from transformers.utils import logging as transformers_logging
 
 from export import fusion
 from export.errors import ExportError
+from export.manifest import created_now, library_versions, source_record
 from export.progress import Progress
 from export.source import CONFIG_FILE, SourceFolder
 from service.model_format import (
@@ -28,8 +29,11 @@ from service.model_format import (
     SPAN_OUTPUTS,
     SPAN_QA,
     TOKENIZER_FILE,
+    EncoderManifest,
     sha256_file,
 )
+
+R = TypeVar("R", bound=EncoderManifest)
 
 # config.model_type → the onnxruntime.transformers optimizer that fuses it. All of these are
 # post-LayerNorm BERT-style blocks, which the "bert" optimizer's attention fusion matches —
@@ -231,3 +235,39 @@ def stage_files(graph: Path, source: SourceFolder, staging: Path) -> dict[str, s
     shutil.copyfile(source.tokenizer_path, staging / TOKENIZER_FILE)
     shutil.copyfile(source.config_path, staging / CONFIG_FILE)
     return {name: sha256_file(staging / name) for name in (MODEL_FILE, TOKENIZER_FILE)}
+
+
+def graph_record(
+    record: type[R],
+    *,
+    name: str,
+    model: Encoder,
+    summary: fusion.GraphSummary,
+    fully_fused: bool,
+    hashes: dict[str, str],
+    opset: int,
+    source: SourceFolder,
+    **fields: Any,
+) -> R:
+    """A model.yaml record of an encoder graph: what every encoder export takes from the
+    model, its fused graph and the staged files, plus the export's own `fields`."""
+    return record(
+        name=name,
+        architecture=model.class_name,
+        model_type=model.model_type,
+        files={"model": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
+        sha256=hashes,
+        hidden_size=model.hidden_size,
+        num_layers=model.num_layers,
+        num_heads=model.num_heads,
+        inputs=summary.inputs,
+        outputs=summary.outputs,
+        opset=opset,
+        fused_ops=summary.fused,
+        unfused_ops=summary.unfused,
+        fully_fused=fully_fused,
+        source=source_record(source),
+        versions=library_versions(),
+        created=created_now(),
+        **fields,
+    )

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from export import encoder, fusion, parity
 from export.errors import ExportError
-from export.manifest import created_now, library_versions, source_record
 from export.output import staged_directory
 from export.progress import Progress
 from export.quantize import quantize_int8
@@ -18,8 +17,6 @@ from service import model_format
 from service.model_format import (
     FEATURE_EXTRACTION,
     KIND_TASKS,
-    MODEL_FILE,
-    TOKENIZER_FILE,
     EncoderManifest,
     Parity,
 )
@@ -67,32 +64,23 @@ def export(
 
         progress.step(f"writing {out}")
         hashes = encoder.stage_files(final, source, staging)
-        manifest = EncoderManifest(
+        manifest = encoder.graph_record(
+            EncoderManifest,
             name=name,
+            model=model,
+            summary=summary,
+            fully_fused=fully_fused,
+            hashes=hashes,
+            opset=opset,
+            source=source,
             export_task=EXPORT_TASK,
             tasks=SERVING_TASKS,
-            architecture=model.class_name,
-            model_type=model.model_type,
             precision=precision,
-            files={"model": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
-            sha256=hashes,
             max_sequence_length=max_length,
-            hidden_size=model.hidden_size,
-            num_layers=model.num_layers,
-            num_heads=model.num_heads,
             pooling=pooling_mode,
             normalize=normalized,
-            inputs=summary.inputs,
-            outputs=summary.outputs,
-            opset=opset,
-            fused_ops=summary.fused,
-            unfused_ops=summary.unfused,
-            fully_fused=fully_fused,
             parity=result,
             quantization=quantization,
-            source=source_record(source),
-            versions=library_versions(),
-            created=created_now(),
         )
         model_format.write(staging, manifest)
     progress.finish(f"exported {name} ({precision}) to {out}")

@@ -13,16 +13,13 @@ import numpy as np
 from export import encoder, fusion, parity
 from export.errors import ExportError
 from export.feature_extraction import require_parity
-from export.manifest import created_now, library_versions, source_record
 from export.output import staged_directory
 from export.progress import Progress
 from export.source import SourceFolder, max_sequence_length
 from service import model_format
 from service.model_format import (
     KIND_TASKS,
-    MODEL_FILE,
     SPAN_QA,
-    TOKENIZER_FILE,
     SpanManifest,
     SpanSettings,
 )
@@ -70,32 +67,23 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
 
         progress.step(f"writing {out}")
         hashes = encoder.stage_files(fused, source, staging)
-        manifest = SpanManifest(
+        manifest = encoder.graph_record(
+            SpanManifest,
             name=name,
+            model=model,
+            summary=summary,
+            fully_fused=fully_fused,
+            hashes=hashes,
+            opset=opset,
+            source=source,
             export_task=EXPORT_TASK,
             tasks=SERVING_TASKS,
-            architecture=model.class_name,
-            model_type=model.model_type,
             precision="fp32",
-            files={"model": MODEL_FILE, "tokenizer": TOKENIZER_FILE},
-            sha256=hashes,
             max_sequence_length=window,
-            hidden_size=model.hidden_size,
-            num_layers=model.num_layers,
-            num_heads=model.num_heads,
             pooling="none",  # spans come from per-token logits, nothing is pooled
             normalize=False,
-            inputs=summary.inputs,
-            outputs=summary.outputs,
-            opset=opset,
-            fused_ops=summary.fused,
-            unfused_ops=summary.unfused,
-            fully_fused=fully_fused,
             parity=result,
             quantization=None,
-            source=source_record(source),
-            versions=library_versions(),
-            created=created_now(),
             question_answering=decoding,
             fusion_notes=_fusion_notes(summary, model),
         )
