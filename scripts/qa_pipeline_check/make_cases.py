@@ -1,5 +1,6 @@
-"""Step 1 (project venv): build the four tiny QA models of tests/test_span_qa.py and the
-answers of tests/qa_reference.py (which the served answers equal) into OUT/ours.json."""
+"""Step 1 (project venv): build the four tiny QA models and cases of tests/test_span_qa.py
+(harness/qa_cases.py) and the answers of harness/qa_reference.py (which the served answers
+equal) into OUT/ours.json."""
 
 import json
 import os
@@ -10,9 +11,9 @@ from pathlib import Path
 
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from tests import qa_models
-from tests.test_export import minilm_source
-from tests.test_span_qa import ARCHITECTURES, cases, expected
+from harness import qa_models
+from harness.minilm import minilm_source
+from harness.qa_cases import ARCHITECTURES, cases, expected
 
 OUT = Path(sys.argv[1])
 root = OUT / "src"
