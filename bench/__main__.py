@@ -149,6 +149,20 @@ def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> No
     results["server"] = runs
 
 
+def cpu_name() -> str:
+    """The CPU's model name and the vector units that matter here: relative speeds flip
+    between the machines this runs on, so every figure names them."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    units = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name}; {', '.join(units) or 'no AVX2'}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="skip the sweeps")
@@ -163,7 +177,7 @@ def main() -> int:
     started = time.time()
     results: dict[str, Any] = {
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
         },
