@@ -11,9 +11,10 @@ import asyncio
 import logging
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
+from service import version
+from service.client import USAGE_ERROR
 from service.config import (
     DEFAULT_BATCH_TOKENS,
     DEFAULT_PADDING_SLACK,
@@ -21,8 +22,6 @@ from service.config import (
     Settings,
     load_settings,
 )
-
-USAGE_ERROR = 2
 
 # Defaults that depend on the execution provider a model lands on (the field holds None).
 _DEFAULT_TEXT = {
@@ -155,16 +154,9 @@ def _client_parsers(sub: Any) -> None:
     add_arguments(p)
 
 
-def _version() -> str:
-    try:
-        return version("attnserve")
-    except PackageNotFoundError:  # running from a checkout that was never installed
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="attnserve", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"attnserve {_version()}")
+    parser.add_argument("--version", action="version", version=f"attnserve {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     sub.add_parser("export", help="export a Hugging Face folder (attnserve export --help)")

@@ -95,9 +95,13 @@ def _read_pem(path: str | None, flag: str) -> bytes | None:
         raise UsageError(f"{flag} {path}: {exc.strerror or exc}") from None
 
 
+def _uses_tls(args: Any) -> bool:
+    return bool(args.tls_ca or args.tls_cert)
+
+
 def _plaintext_token(args: Any) -> bool:
     """A token to send as plain metadata: only when asked for, over plaintext."""
-    tls = bool(args.tls_ca or args.tls_cert)
+    tls = _uses_tls(args)
     if args.token and not tls and not args.allow_insecure_token:
         raise UsageError(
             "--token needs TLS (--tls-ca): tokens are not sent in plaintext unless "
@@ -108,7 +112,7 @@ def _plaintext_token(args: Any) -> bool:
 
 def channel_credentials(args: Any) -> grpc.ChannelCredentials | None:
     """TLS or mutual-TLS credentials (with the bearer token) as the flags ask; None: plaintext."""
-    if _plaintext_token(args) or not (args.tls_ca or args.tls_cert):
+    if _plaintext_token(args) or not _uses_tls(args):
         return None
     credentials = grpc.ssl_channel_credentials(
         root_certificates=_read_pem(args.tls_ca, "--tls-ca"),
@@ -141,7 +145,7 @@ def describe_error(err: grpc.RpcError, args: Any) -> str:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and details == "Deadline Exceeded":
         details = f"no answer within --timeout {args.timeout:g} s (the client's deadline passed)"
     elif code == grpc.StatusCode.UNAVAILABLE:
-        tls = bool(args.tls_ca or args.tls_cert)
+        tls = _uses_tls(args)
         lowered = details.lower()
         if "socket closed" in lowered and not tls:
             details += " (does the server use TLS? then pass --tls-ca CA.pem)"

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from importlib import metadata
 
 import grpc
 
+from service import version
 from service.api.calls import UNKNOWN_MODEL, CallRunner
 from service.api.kserve_infer import VIEWS, Call
 from service.api.kserve_models import READY, VERSION, Catalogue, V2Name
@@ -34,13 +34,6 @@ from service.repository import Repository
 SERVER_NAME = "attnserve"
 # Protocol extensions this servicer implements (Triton's names for them).
 EXTENSIONS = ["model_configuration", "statistics", "parameters"]
-
-
-def _server_version() -> str:
-    try:
-        return metadata.version("attnserve")
-    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-        return "0+unknown"
 
 
 def _deadline(deadline: float | None, params: Mapping[str, pb.InferParameter]) -> float | None:
@@ -62,7 +55,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._calls = calls
         self._catalogue = Catalogue(repository)
         self._stats = Statistics()
-        self._version = _server_version()
+        self._version = version()
 
     # -- health -------------------------------------------------------------------------
 

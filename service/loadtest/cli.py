@@ -11,7 +11,13 @@ from typing import Any
 
 import grpc
 
-from service.client import CHANNEL_OPTIONS, UsageError, call_metadata, channel_credentials
+from service.client import (
+    CHANNEL_OPTIONS,
+    USAGE_ERROR,
+    UsageError,
+    call_metadata,
+    channel_credentials,
+)
 from service.loadtest.report import Saturation, Summary, plot, saturation, summarize, table
 from service.loadtest.runner import closed_loop, open_loop, sending_window
 from service.loadtest.workload import TASKS, Workload
@@ -173,12 +179,12 @@ def run(args: Any) -> int:
     problem = _misuse(args)
     if problem:
         print(f"attnserve loadtest: {problem}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR
     try:
         points = asyncio.run(_run(args))
     except UsageError as exc:  # a token without TLS, an unreadable PEM file
         print(f"attnserve loadtest: {exc}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR
     text = table(points)
     print(text)
     swept = [p for p in points if p.target_rate is not None]
