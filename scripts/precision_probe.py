@@ -5,10 +5,12 @@ onnxruntime-openvino replaces onnxruntime, so the two sides run in two venvs, in
     python -m venv /tmp/probe-ov && /tmp/probe-ov/bin/pip install onnxruntime-openvino==1.24.1 \\
         openvino==2025.4.1 tokenizers numpy
     for r in 1 2 3; do
-        .venv/bin/python scripts/precision_probe.py cpu --round $r
-        /tmp/probe-ov/bin/python scripts/precision_probe.py openvino --round $r
+        .venv/bin/python -m scripts.precision_probe cpu --round $r
+        /tmp/probe-ov/bin/python -m scripts.precision_probe openvino --round $r
     done
-    .venv/bin/python scripts/precision_probe.py report
+    .venv/bin/python -m scripts.precision_probe report
+
+(from the repository root: the batches are bench's own length-sorted budget cut).
 
 Each run embeds the corpus's first 512 texts in length-sorted batches under a 512-token
 budget, 2 threads, one warm-up pass and three timed passes (the OpenVINO configurations
@@ -33,6 +35,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from bench.engine import sorted_index_batches
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "minilm"
 CORPUS = ROOT / "service" / "loadtest" / "corpus.txt"
@@ -49,14 +53,8 @@ def batches() -> list[Batch]:
     tokenizer.no_padding()
     tokenizer.enable_truncation(MAX_LENGTH)
     encodings = tokenizer.encode_batch(texts[:TEXTS])
-    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-    groups: list[list[int]] = [[]]
-    for i in order:  # ascending lengths: this row's length pads the whole group
-        if groups[-1] and (len(groups[-1]) + 1) * len(encodings[i].ids) > BUDGET:
-            groups.append([])
-        groups[-1].append(i)
     out = []
-    for group in groups:
+    for group in sorted_index_batches([np.array(e.ids) for e in encodings], BUDGET):
         length = max(len(encodings[i].ids) for i in group)
         names = ("input_ids", "attention_mask", "token_type_ids")
         feeds = {n: np.zeros((len(group), length), np.int64) for n in names}
@@ -132,8 +130,9 @@ def measure(side: str, round_: int) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     extra: dict[str, Any] = {}
     if side == "openvino":
-        asked = [sys.executable, __file__, "capabilities"]
-        extra = json.loads(subprocess.run(asked, capture_output=True, check=True).stdout)
+        asked = [sys.executable, "-m", "scripts.precision_probe", "capabilities"]
+        done = subprocess.run(asked, cwd=ROOT, capture_output=True, check=True)
+        extra = json.loads(done.stdout)
     for name in names:
         figures = {
             "rate": PASSES * TEXTS / sum(seconds[name]),
