@@ -7,11 +7,10 @@ sentences, so this one graph backs all three serving tasks.
 import tempfile
 from pathlib import Path
 
-from export import encoder, fusion, parity
+from export import encoder, parity, variants
 from export.errors import ExportError
 from export.output import staged_directory
 from export.progress import Progress
-from export.quantize import quantize_int8
 from export.source import SourceFolder, max_sequence_length, normalize, pooling
 from service import model_format
 from service.model_format import (
@@ -31,7 +30,7 @@ def export(
     # Everything that can be checked without loading the weights is checked first.
     encoder.check_supported(source)
     pooling_mode, normalized = pooling(source), normalize(source)
-    progress = Progress(total_steps=6 if int8 else 5)
+    progress = Progress(total_steps=6)
     progress.step(f"loading {source.path}")
     model = encoder.load_encoder(source)
 
@@ -53,17 +52,17 @@ def export(
         result = parity.compare(fused, batch, reference, parity.FP32_LIMITS)
         require_parity(result, "fp32")
 
-        final, precision, quantization = fused, "fp32", None
-        if int8:
-            progress.step("quantizing to int8 and checking its parity")
-            final, precision = work / "int8.onnx", "int8"
-            quantization = quantize_int8(fused, final)
-            result = parity.compare(final, batch, reference, parity.INT8_LIMITS)
-            require_parity(result, "int8")
-            summary = fusion.summarize_graph(final)
-
+        progress.step("building the bf16, fp16 and int8 variants and checking their parity")
+        hashes = encoder.stage_files(fused, source, staging)
+        check = variants.ParityCheck(batch, reference)
+        held, skipped = variants.build(staging, result, check, ["bf16", "fp16", "int8"])
+        hashes.update(variants.hashes(staging, held))
+        precision = "fp32"
+        if int8:  # asked for: the folder serves int8 under --precision auto
+            if "int8" not in held:
+                raise ExportError(f"int8 variant not written: {skipped['int8']}")
+            precision = "int8"
         progress.step(f"writing {out}")
-        hashes = encoder.stage_files(final, source, staging)
         manifest = encoder.graph_record(
             EncoderManifest,
             name=name,
@@ -79,8 +78,10 @@ def export(
             max_sequence_length=max_length,
             pooling=pooling_mode,
             normalize=normalized,
-            parity=result,
-            quantization=quantization,
+            parity=held[precision].parity,
+            quantization=held[precision].quantization,
+            variants=held,
+            skipped_variants=skipped,
         )
         model_format.write(staging, manifest)
     progress.finish(f"exported {name} ({precision}) to {out}")

@@ -6,7 +6,7 @@ cosine per row: of the mean-pooled embeddings for an encoder, of the whole row o
 span question-answering head (which reads sentence pairs, as questions and contexts).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from export.errors import ExportError
 from service.model_format import Parity
 
 # Varied lengths, punctuation, numbers, casing and a little non-ASCII, so that padding, long
@@ -111,36 +112,81 @@ def mean_over_tokens(row: np.ndarray) -> np.ndarray:
     return np.asarray(row.mean(axis=0))
 
 
+Runner = Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
+ProviderList = Sequence[str | tuple[str, dict[str, str]]]
+
+
+def graph_runner(onnx_path: Path, providers: ProviderList = ("CPUExecutionProvider",)) -> Runner:
+    """The graph in an onnxruntime session; ExportError when the first provider asked for
+    is not the one that runs it (onnxruntime falls back silently)."""
+    session = ort.InferenceSession(str(onnx_path), providers=list(providers))
+    wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    if session.get_providers()[0] != wanted:
+        raise ExportError(
+            f"{wanted} did not load here (the session runs on {session.get_providers()[0]})"
+        )
+
+    def run(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        outputs: list[np.ndarray] = session.run(None, dict(feeds))
+        return outputs
+
+    return run
+
+
+def best_span(logits: np.ndarray, max_length: int = 15) -> tuple[int, int]:
+    """The (start, end) with the highest start + end score, end within `max_length` tokens
+    of start, over one row's [tokens, 2] start and end logits."""
+    scores = logits[:, 0][:, None] + logits[:, 1][None, :]
+    tokens = len(logits)
+    allowed = np.triu(np.ones((tokens, tokens), dtype=bool)) & ~np.triu(
+        np.ones((tokens, tokens), dtype=bool), k=max_length
+    )
+    index = int(np.argmax(np.where(allowed, scores, -np.inf)))
+    return divmod(index, tokens)
+
+
+def same_best_span(actual: np.ndarray, expected: np.ndarray) -> bool:
+    return best_span(actual) == best_span(expected)
+
+
 def compare(
-    onnx_path: Path,
+    graph: Path | Runner,
     batch: Batch,
     reference: np.ndarray,
     limits: Limits,
     pool: Callable[[np.ndarray], np.ndarray] = mean_over_tokens,
+    same_answer: Callable[[np.ndarray, np.ndarray], bool] | None = None,
 ) -> Parity:
-    """Compare the graph with `reference` (PyTorch's output for the padded batch; several
-    outputs stacked on a last axis). `pool` turns one row's real tokens into the vector whose
-    cosine is checked."""
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    """Compare the graph (a file run on the CPU provider, or a runner) with `reference`
+    (PyTorch's output for the padded batch; several outputs stacked on a last axis). `pool`
+    turns one row's real tokens into the vector whose cosine is checked; `same_answer`, when
+    given, must hold for every row's (actual, expected) pair as well."""
+    runner = graph_runner(graph) if isinstance(graph, Path) else graph
 
     def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
-        outputs: list[np.ndarray] = session.run(None, feeds)
+        outputs = runner(feeds)
         return outputs[0] if len(outputs) == 1 else np.stack(outputs, axis=-1)
 
     batched = run(batch.feeds)
     singles = [run(batch.row(index))[0] for index in range(len(batch.lengths))]
     max_abs_diff = 0.0
     cosines: list[float] = []
+    agreed = 0  # rows whose answer is PyTorch's, batched and alone
     for index, length in enumerate(batch.lengths):
         expected = reference[index, :length].astype(np.float64)
+        row_agrees = True
         for output in (batched[index, :length], singles[index]):
             actual = output.astype(np.float64)
             max_abs_diff = max(max_abs_diff, float(np.abs(actual - expected).max()))
             # Every position up to `length` is a real token: the plain mean is the masked mean.
             cosines.append(_cosine(pool(actual), pool(expected)))
+            row_agrees &= same_answer is None or same_answer(actual, expected)
+        agreed += row_agrees
     min_cosine, mean_cosine = min(cosines), float(np.mean(cosines))
+    identical = None if same_answer is None else agreed
     passed = (
-        min_cosine >= limits.min_cosine
+        (identical is None or identical == len(batch.lengths))
+        and min_cosine >= limits.min_cosine
         and (limits.mean_cosine is None or mean_cosine >= limits.mean_cosine)
         and (limits.max_abs_diff is None or max_abs_diff <= limits.max_abs_diff)
     )
@@ -153,6 +199,7 @@ def compare(
         max_abs_diff_limit=limits.max_abs_diff,
         min_cosine_limit=limits.min_cosine,
         mean_cosine_limit=limits.mean_cosine,
+        identical_answers=identical,
         passed=passed,
     )
 

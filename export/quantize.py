@@ -15,6 +15,10 @@ from service.model_format import Quantization
 _GELU_OP_TYPES = frozenset({"Gelu", "FastGelu", "BiasGelu"})
 
 
+# Rows of at most this many tokens run on the fp32 graph in the int8 variant (split.py).
+INT8_FP32_ROWS_UP_TO = 8
+
+
 def quantize_int8(fused: Path, out: Path, *, keep_ffn_down_fp32: bool = True) -> Quantization:
     """`keep_ffn_down_fp32=False` quantizes every MatMul: faster, less exact (`make bench`)."""
     keep_fp32 = _matmuls_after_gelu(fused) if keep_ffn_down_fp32 else []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export import encoder, fusion, parity
+from export import encoder, fusion, parity, variants
 from export.errors import ExportError
 from export.feature_extraction import require_parity
 from export.output import staged_directory
@@ -38,7 +38,7 @@ _UNFUSED_EMBEDDINGS = {
 
 def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfused: bool) -> None:
     encoder.check_supported(source, encoder.SPAN_LOGITS)
-    progress = Progress(total_steps=5)
+    progress = Progress(total_steps=6)
     progress.step(f"loading {source.path}")
     model = encoder.load_encoder(source, encoder.SPAN_LOGITS)
     window = min(max_sequence_length(source, model.position_limit), PIPELINE_MAX_WINDOW)
@@ -65,8 +65,12 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
         result = parity.compare(fused, batch, reference, parity.FP32_LIMITS, pool=np.ravel)
         require_parity(result, "fp32")
 
-        progress.step(f"writing {out}")
+        progress.step("building the bf16 and fp16 variants and checking their answers")
         hashes = encoder.stage_files(fused, source, staging)
+        check = variants.ParityCheck(batch, reference, np.ravel, parity.same_best_span)
+        held, skipped = variants.build(staging, result, check, ["bf16", "fp16"])
+        hashes.update(variants.hashes(staging, held))
+        progress.step(f"writing {out}")
         manifest = encoder.graph_record(
             SpanManifest,
             name=name,
@@ -84,6 +88,8 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
             normalize=False,
             parity=result,
             quantization=None,
+            variants=held,
+            skipped_variants=skipped,
             question_answering=decoding,
             fusion_notes=_fusion_notes(summary, model),
         )

@@ -7,6 +7,7 @@ one-line message that names it (see ``load_settings``).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,14 +15,17 @@ import grpc
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-PROVIDER_NAMES = ("tensorrt", "cuda", "cpu")
+PROVIDER_NAMES = ("tensorrt", "cuda", "openvino", "cpu")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 # Token budgets per execution provider, chosen from `make bench` (docs/benchmarks.md): on CPU
 # big batches lose cache locality; GPUs want far larger ones.
-DEFAULT_BATCH_TOKENS = {"cpu": 512, "cuda": 16384, "tensorrt": 16384}
+DEFAULT_BATCH_TOKENS = {"cpu": 512, "openvino": 512, "cuda": 16384, "tensorrt": 16384}
 # Padding a row may add to a batch, as a share of its padded length. On CPU a padded token
 # costs what a real one does; on GPUs padding is nearly free next to a bigger batch.
-DEFAULT_PADDING_SLACK = {"cpu": 0.125, "cuda": 4.0, "tensorrt": 4.0}
+DEFAULT_PADDING_SLACK = {"cpu": 0.125, "openvino": 0.125, "cuda": 4.0, "tensorrt": 4.0}
+# Providers that compute on the CPU's cores: one session per core, as the CPU provider.
+CPU_PROVIDERS = frozenset({"cpu", "openvino"})
 
 
 class ConfigError(ValueError):
@@ -39,7 +43,17 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port")
     providers: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(PROVIDER_NAMES),
-        description="execution providers to try, in order (tensorrt, cuda, cpu)",
+        description="execution providers to try, in order (tensorrt, cuda, openvino, cpu)",
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto",
+        description="auto: each model's fastest variant this machine runs within cosine "
+        "0.9999 of fp32; or one precision for every model (a model or machine that cannot "
+        "run it stops the server)",
+    )
+    trt_cache_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "attnserve-tensorrt",
+        description="TensorRT engine cache (a volume keeps engines across restarts)",
     )
     intra_op_threads: int = Field(
         0, ge=0, le=256, description="onnxruntime threads per session (0: one per core)"
@@ -193,7 +207,7 @@ class Settings(BaseSettings):
     def sessions_for(self, provider: str) -> int:
         if self.sessions:
             return self.sessions
-        return self.threads() if provider == "cpu" else 1
+        return self.threads() if provider in CPU_PROVIDERS else 1
 
     def threads(self) -> int:
         return self.intra_op_threads or (os.cpu_count() or 1)

@@ -15,7 +15,10 @@ from service.batching.scheduler import Scheduler
 from service.config import ConfigError, Settings
 from service.errors import ModelNotFound, TaskNotSupported, Unavailable
 from service.metrics import Metrics
-from service.model_format import MANIFEST_FILE, Manifest, check_files
+from service.model_format import MANIFEST_FILE, Manifest, ManifestError, check_files
+from service.runtime.engine import EngineError
+from service.runtime.machine import Machine, detect
+from service.runtime.precision import Route, choose
 from service.seq2seq.batcher import ContinuousBatcher
 from service.tasks.loading import Builders
 from service.tasks.pipelines import EMBED, TENSORS, Pipelines, Task
@@ -46,6 +49,9 @@ class Model:
     error: str = ""
     ready: bool = False
     providers: list[str] = field(default_factory=list)
+    # The ways to run it that --precision and this machine allow, best first (chosen before
+    # anything loads, so that an impossible --precision stops the server).
+    routes: list[Route] = field(default_factory=list)
     sessions: int = 0  # engine sessions side by side (KServe's instance count)
     pipelines: Pipelines = field(default_factory=Pipelines)  # filled once it is ready
     # Its work queues, which the drain closes (Repository.schedulers and batchers).
@@ -78,9 +84,12 @@ class Model:
 
 
 class Repository:
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, machine: Machine | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.machine = machine or detect()
         self.models: dict[str, Model] = {}
         # What one request may send, the same for every model and both APIs.
         self.limits = Limits(settings.max_text_chars, settings.max_texts)
@@ -90,7 +99,9 @@ class Repository:
         """Names of the model folders (those with a model.yaml), without loading them.
 
         Raises ConfigError when the repository is not a directory, holds no model, or lacks
-        the default model: a server started so could never answer a request without a name.
+        the default model: a server started so could never answer a request without a name;
+        PrecisionError (a ConfigError) when --precision names what a model or this machine
+        cannot run.
         """
         root = self.settings.models
         if not root.is_dir():
@@ -105,8 +116,13 @@ class Repository:
                 f"under {root} (models: {', '.join(names)})"
             )
         for name in names:
-            self.models[name] = Model(name)
+            self.models[name] = model = Model(name)
             self.metrics.model_ready.labels(name).set(0)
+            try:
+                manifest = Manifest.read(root / name)
+            except ManifestError:
+                continue  # load() reports it; the other models are served
+            model.routes = choose(manifest, self.machine, self.settings)
         return names
 
     def load(self, name: str) -> Model:
@@ -126,14 +142,27 @@ class Repository:
         # A seq2seq model is two graphs and a search loop: no one graph to serve bare.
         seq2seq = manifest.seq2seq is not None
         model.offers = [*([] if seq2seq else [TENSORS.name]), *manifest.tasks]
-        check_files(folder, manifest)
+        routes = model.routes or choose(manifest, self.machine, self.settings)
         # One builder per kind of model; each builds every pipeline its kind can serve.
         if manifest.seq2seq is not None:
-            table = self._build.seq2seq(model, folder, manifest, manifest.seq2seq)
+            build = self._build.seq2seq
         elif manifest.span is not None:
-            table = self._build.span_qa(model, folder, manifest, manifest.span)
+            build = self._build.span_qa
         else:
-            table = self._build.encoder(model, folder, manifest)
+            build = self._build.encoder
+        for index, route in enumerate(routes):
+            running = manifest.running(route.precision)
+            check_files(folder, running)
+            try:
+                table = build(model, folder, running, route)
+            except EngineError as exc:
+                if index + 1 == len(routes):
+                    raise
+                log.warning("model %s: %s; trying %s", model.name, exc, routes[index + 1].precision)
+                continue
+            log.info("model %s runs %s: %s", model.name, route.precision, route.reason)
+            model.manifest = running
+            break
         model.pipelines = table.only(model.offers)
         model.ready = True
         self.metrics.model_ready.labels(model.name).set(1)

@@ -102,6 +102,7 @@ class AttnServer:
         return Endpoints(grpc_port, metrics_port)
 
     async def load_models(self) -> None:
+        log.info("this machine: %s", self.repository.machine.describe())
         for name in list(self.repository.models):
             await asyncio.to_thread(self.repository.load, name)
         ready = [m.name for m in self.repository.models.values() if m.ready]

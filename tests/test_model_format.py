@@ -24,6 +24,7 @@ PARITY = mf.Parity(
     max_abs_diff_limit=0.0001,
     min_cosine_limit=0.9999,
     mean_cosine_limit=None,
+    identical_answers=None,
     passed=True,
 )
 VERSIONS = {"torch": "2.13.0+cpu", "transformers": "5.23.0", "attnserve": "0.1.0"}
@@ -36,6 +37,23 @@ def place_files(folder: Path, names: list[str]) -> dict[str, str]:
     for name in names:
         (folder / name).write_bytes(f"contents of {name}".encode())
     return {name: mf.sha256_file(folder / name) for name in names}
+
+
+QUANTIZATION = mf.Quantization(
+    method="dynamic", weight_type="QInt8", per_channel=True, fp32_matmuls=6
+)
+
+
+def variant(file: str, quantization: mf.Quantization | None = None) -> mf.Variant:
+    return mf.Variant(
+        file=file,
+        runs_on=["cpu"],
+        parity=PARITY,
+        quantization=quantization,
+        fused_ops={"Attention": 6},
+        fp32_rows_up_to=0,
+        note="",
+    )
 
 
 def encoder_record(folder: Path, **changes: Any) -> mf.EncoderManifest:
@@ -62,9 +80,9 @@ def encoder_record(folder: Path, **changes: Any) -> mf.EncoderManifest:
         unfused_ops={"Softmax": 0},
         fully_fused=True,
         parity=PARITY,
-        quantization=mf.Quantization(
-            method="dynamic", weight_type="QInt8", per_channel=True, fp32_matmuls=6
-        ),
+        quantization=QUANTIZATION,
+        variants={"int8": variant(mf.MODEL_FILE, QUANTIZATION)},
+        skipped_variants={"bf16": "not measurable here"},
         source=SOURCE,
         versions=VERSIONS,
         created="2026-12-01T11:14:45Z",
@@ -73,7 +91,9 @@ def encoder_record(folder: Path, **changes: Any) -> mf.EncoderManifest:
 
 
 def span_record(folder: Path) -> mf.SpanManifest:
-    base = encoder_record(folder, precision="fp32", quantization=None)
+    base = encoder_record(
+        folder, precision="fp32", quantization=None, variants={"fp32": variant(mf.MODEL_FILE)}
+    )
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
     fields |= {"export_task": mf.SPAN_QA, "tasks": ["answer"], "pooling": "none"}
     fields |= {"normalize": False, "outputs": mf.SPAN_OUTPUTS, "max_sequence_length": 96}
@@ -180,6 +200,8 @@ def test_encoder_round_trip(tmp_path: Path) -> None:
         inputs=["input_ids", "attention_mask", "token_type_ids"],
         span=None,
         seq2seq=None,
+        variants={"int8": mf.VariantSpec("int8", "model.onnx", ("cpu",), 0, PARITY.min_cosine)},
+        skipped_variants={"bf16": "not measurable here"},
     )
 
 

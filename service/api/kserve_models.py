@@ -15,6 +15,7 @@ from service.api.kserve_tensors import BYTES, TensorSpec
 from service.api.protos.inference import grpc_predict_v2_pb2 as pb
 from service.errors import ModelNotFound, TaskNotSupported
 from service.repository import Model, Repository
+from service.runtime.precision import GPU_PROVIDERS
 from service.tasks.pipelines import TENSORS
 
 BARE = TENSORS.name  # the task of a bare-model request, its metrics label too
@@ -134,12 +135,14 @@ class Catalogue:
         """Triton's model configuration: dims exclude the batch (first) dimension."""
         settings = self._repo.settings
         card, view = model.card, VIEWS[v2.task]
-        gpu = bool(model.providers) and model.providers[0] != "cpu"
+        gpu = bool(model.providers) and model.providers[0] in GPU_PROVIDERS
         parameters = {
             "tasks": ",".join(model.tasks),
             "architecture": card.architecture,
             "max_sequence_length": str(card.max_sequence_length),
+            # What really runs: the variant chosen at start and the providers its sessions use.
             "precision": card.precision,
+            "providers": ",".join(model.providers),
         }
         return pb.ModelConfig(
             name=v2.name,

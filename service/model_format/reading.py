@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,31 @@ class Seq2SeqSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class VariantSpec:
+    """One precision a model folder holds (model.yaml `variants`), as serving reads it."""
+
+    precision: str
+    file: str
+    runs_on: tuple[str, ...]  # the providers it is meant for, fastest first
+    fp32_rows_up_to: int  # rows of at most this many tokens run on the fp32 graph
+    min_cosine: float | None  # its parity floor's measured minimum (None: not recorded)
+
+    @classmethod
+    def read(cls, precision: str, raw: dict[str, Any]) -> VariantSpec:
+        parity = raw.get("parity") or {}
+        spec = cls(
+            precision=precision,
+            file=str(raw["file"]),
+            runs_on=tuple(str(p) for p in raw["runs_on"]),
+            fp32_rows_up_to=int(raw.get("fp32_rows_up_to", 0)),
+            min_cosine=float(parity["min_cosine"]) if "min_cosine" in parity else None,
+        )
+        if spec.fp32_rows_up_to < 0:
+            raise ValueError(f"variants.{precision}.fp32_rows_up_to")
+        return spec
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     """The parts of model.yaml that serving reads."""
 
@@ -91,6 +116,11 @@ class Manifest:
     inputs: list[str]
     span: SpanSettings | None  # span question-answering models only
     seq2seq: Seq2SeqSpec | None  # summarization (encoder-decoder) models only
+    # Every precision the folder holds; a folder from before variants holds one, its own.
+    # `precision` and `model_file` above are the folder's preferred one until the server
+    # picks what runs (`running`).
+    variants: dict[str, VariantSpec]
+    skipped_variants: dict[str, str]  # precision -> why the export left it out
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
@@ -117,6 +147,10 @@ class Manifest:
                 if raw["export_task"] == SPAN_QA
                 else None,
                 seq2seq=Seq2SeqSpec.read(raw) if raw["export_task"] == SUMMARIZATION else None,
+                variants=_variants(raw),
+                skipped_variants={
+                    str(k): str(v) for k, v in raw.get("skipped_variants", {}).items()
+                },
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"{MANIFEST_FILE} is missing or has a bad value for {exc}") from exc
@@ -131,9 +165,20 @@ class Manifest:
         return manifest
 
     @property
+    def variant(self) -> VariantSpec:
+        """The variant `precision` names."""
+        return self.variants[self.precision]
+
+    def running(self, precision: str) -> Manifest:
+        """This manifest with `precision` (one of `variants`) as the one that runs."""
+        return replace(self, precision=precision, model_file=self.variants[precision].file)
+
+    @property
     def served_files(self) -> list[str]:
         """The files the server loads: graphs and tokenizer."""
         names = [self.model_file, self.tokenizer_file]
+        if self.variant.fp32_rows_up_to:
+            names.append(self.variants["fp32"].file)
         return names if self.seq2seq is None else [*names, self.seq2seq.decoder_file]
 
 
@@ -196,6 +241,23 @@ def _span_settings(raw: Any) -> SpanSettings:
     if settings.doc_stride < 1 or settings.max_answer_length < 1:
         raise ManifestError(f"{MANIFEST_FILE}: doc_stride and max_answer_length must be positive")
     return settings
+
+
+def _variants(raw: dict[str, Any]) -> dict[str, VariantSpec]:
+    listed = raw.get("variants")
+    file = str(raw["files"]["encoder" if raw["export_task"] == SUMMARIZATION else "model"])
+    if listed is None:  # written before variants: the one graph it has
+        precision = str(raw.get("precision", "fp32"))
+        return {precision: VariantSpec(precision, file, (), 0, None)}
+    variants = {str(p): VariantSpec.read(str(p), v) for p, v in listed.items()}
+    if "fp32" in variants:  # the reference graph is the one `files` names
+        variants["fp32"] = replace(variants["fp32"], file=file)
+    preferred = str(raw.get("precision", "fp32"))
+    if preferred not in variants:
+        raise ValueError(f"precision (its variant {preferred!r} is not in variants)")
+    if any(v.fp32_rows_up_to for v in variants.values()) and "fp32" not in variants:
+        raise ValueError("variants (fp32_rows_up_to needs an fp32 variant)")
+    return variants
 
 
 def _optional_id(value: Any) -> int | None:

@@ -28,6 +28,7 @@ class Parity:
     max_abs_diff_limit: float | None  # None: recorded, not enforced
     min_cosine_limit: float
     mean_cosine_limit: float | None
+    identical_answers: int | None  # span QA: rows whose best span is PyTorch's (None: n/a)
     passed: bool
 
 
@@ -37,6 +38,22 @@ class Quantization:
     weight_type: str
     per_channel: bool
     fp32_matmuls: int  # MatMuls deliberately left unquantized
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One precision of the graph (model.yaml `variants`), written only if it held its floor
+    against PyTorch on the parity set."""
+
+    file: str  # the graph in the folder; bf16 shares the fp32 file (OpenVINO casts it)
+    runs_on: list[str]  # the providers it is meant for, fastest first
+    parity: Parity
+    quantization: Quantization | None
+    fused_ops: dict[str, int]
+    # Rows of at most this many tokens run on the fp32 graph instead (int8: a short row has
+    # too few tokens to average out quantization error); 0: none.
+    fp32_rows_up_to: int
+    note: str  # how it runs, e.g. who fuses its attention
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,10 @@ class EncoderManifest(ManifestHeader):
     fully_fused: bool  # one fused Attention per layer; false only with --allow-unfused
     parity: Parity
     quantization: Quantization | None  # None: fp32
+    # Every precision it can run in, fp32 (the file above) included; a precision left out
+    # says why in `skipped_variants` (below its floor, or not measurable on this machine).
+    variants: dict[str, Variant]
+    skipped_variants: dict[str, str]
     source: Source
     versions: dict[str, str]
     created: str

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-log = logging.getLogger(__name__)
+from service.runtime.machine import ORT_PROVIDERS, SHORT_NAMES
+from service.runtime.precision import GPU_PROVIDERS, Route
+from service.runtime.split import split_run
 
-ORT_PROVIDERS = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
-SHORT_NAMES = {full: short for short, full in ORT_PROVIDERS.items()}
+log = logging.getLogger(__name__)
 
 
 class EngineError(RuntimeError):
@@ -59,50 +56,63 @@ class Engine:
         self,
         name: str,
         path: Path,
-        providers: Sequence[str],
+        route: Route,
         threads: int,
         sessions: Callable[[str], int],
     ) -> None:
-        """`sessions` gives the number of sessions for the provider that will run them."""
+        """`sessions` gives the number of sessions for the provider that will run them.
+        EngineError when the graph does not load, or when its sessions run on none of the
+        route's `fast_on` providers (a silent fallback that auto moves on from)."""
         available = set(ort.get_available_providers())
-        wanted = [ORT_PROVIDERS[p] for p in providers]
-        usable = [p for p in wanted if p in available]
-        if not usable:
+        wanted = [p for p in route.providers if ORT_PROVIDERS[p] in available]
+        if not wanted:
             raise EngineError(
-                f"none of the providers {list(providers)} is available "
+                f"none of the providers {list(route.providers)} is available "
                 f"(this onnxruntime has {sorted(available)})"
             )
-        count = sessions(SHORT_NAMES[usable[0]])
+        count = sessions(wanted[0])
         share = max(1, threads // count)
 
         def load(session_threads: int) -> ort.InferenceSession:
+            providers = [(ORT_PROVIDERS[p], _options(route, p, session_threads)) for p in wanted]
             try:
                 return ort.InferenceSession(
-                    str(path), sess_options=session_options(session_threads), providers=usable
+                    str(path), sess_options=session_options(session_threads), providers=providers
                 )
             except Exception as exc:  # onnxruntime raises its own untyped errors
                 raise EngineError(f"onnxruntime cannot load {path.name}: {exc}") from exc
 
-        self._sessions = [load(share) for _ in range(count)]
-        self._solo = load(threads) if share < threads else None
-        # What really runs: onnxruntime-gpu silently drops CUDA when its libraries are missing.
-        active = self._sessions[0].get_providers()
-        self.providers = [SHORT_NAMES.get(p, p) for p in active]
+        first = load(share)
+        # What really runs: onnxruntime-gpu silently drops CUDA when its libraries are
+        # missing, and onnxruntime-openvino drops OpenVINO beside the openvino package.
+        self.providers = [SHORT_NAMES.get(p, p) for p in first.get_providers()]
         self.provider = self.providers[0]
-        skipped = [SHORT_NAMES[p] for p in wanted if p not in active]
+        if route.fast_on and self.provider not in route.fast_on:
+            raise EngineError(
+                f"{route.precision} on {', '.join(route.fast_on)} did not load here: the "
+                f"session fell back to {self.provider}"
+            )
+        self.precision = route.precision
+        self._sessions = [first, *(load(share) for _ in range(count - 1))]
+        self._solo = load(threads) if share < threads else None
+        # On a GPU, inputs go to the device once per batch and the outputs stay there until
+        # the run ends (IO binding): no host copies between the graph's nodes.
+        self._device = "cuda" if self.provider in GPU_PROVIDERS else ""
+        skipped = [p for p in route.providers if p not in self.providers]
         shape = f"{count} session(s) x {share} thread(s)"
         if self._solo is not None:
             shape += f", {threads} threads for a batch alone"
         log.info(
-            "model %s runs on %s (%s)%s",
+            "model %s runs %s on %s (%s)%s",
             name,
-            active[0],
+            route.precision,
+            ORT_PROVIDERS.get(self.provider, self.provider),
             shape,
             f"; not available here: {', '.join(skipped)}" if skipped else "",
         )
-        first = self._sessions[0]
         self.input_names = [i.name for i in first.get_inputs()]
         self.output_names = [o.name for o in first.get_outputs()]
+        self._short: tuple[Engine, int] | None = None
         self._free: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
         for session in self._sessions:
             self._free.put(session)
@@ -118,13 +128,59 @@ class Engine:
     def outputs(self) -> list[ort.NodeArg]:
         return list(self._sessions[0].get_outputs())
 
+    def send_short_rows(self, to: Engine, up_to: int) -> None:
+        """From now on rows of at most `up_to` tokens run on `to` instead (split.py)."""
+        self._short = (to, up_to)
+
     def run(self, feeds: Mapping[str, np.ndarray], solo: bool = False) -> list[np.ndarray]:
         """Run one batch (blocks; call from a worker thread): on the solo session when
         `solo` and there is one, else on a free session of the pool."""
+        if self._short is None:
+            return self._run_here(feeds, solo)
+        other, up_to = self._short
+        return split_run(
+            feeds,
+            up_to,
+            lambda rows: other.run(rows, solo),
+            lambda rows: self._run_here(rows, solo),
+        )
+
+    def _run_here(self, feeds: Mapping[str, np.ndarray], solo: bool) -> list[np.ndarray]:
         if solo and self._solo is not None:
-            return list(self._solo.run(self.output_names, dict(feeds)))
+            return self._run(self._solo, feeds)
         session = self._free.get()
         try:
-            return list(session.run(self.output_names, dict(feeds)))
+            return self._run(session, feeds)
         finally:
             self._free.put(session)
+
+    def _run(
+        self, session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]
+    ) -> list[np.ndarray]:
+        if not self._device:
+            return list(session.run(self.output_names, dict(feeds)))
+        return run_bound(session, feeds, self.output_names, self._device)
+
+
+def run_bound(
+    session: ort.InferenceSession,
+    feeds: Mapping[str, np.ndarray],
+    output_names: list[str],
+    device: str,
+) -> list[np.ndarray]:
+    """One run through IO binding: each input copied to `device` once, the outputs left
+    there by the graph and copied back once at the end."""
+    binding = session.io_binding()
+    for name, array in feeds.items():
+        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, 0))
+    for name in output_names:
+        binding.bind_output(name, device)
+    session.run_with_iobinding(binding)
+    return list(binding.copy_outputs_to_cpu())
+
+
+def _options(route: Route, provider: str, threads: int) -> dict[str, str]:
+    options = dict(route.options.get(provider, {}))
+    if provider == "openvino":  # OpenVINO keeps its own thread pool, sized here
+        options["num_of_threads"] = str(threads)
+    return options

@@ -21,6 +21,7 @@ from service.model_format import (
     decoder_inputs,
 )
 from service.runtime.engine import Engine
+from service.runtime.precision import Route
 from service.seq2seq.cache import BatchCache
 from service.seq2seq.spec import Seq2SeqSpec
 
@@ -48,16 +49,12 @@ class Seq2SeqGraphs:
         name: str,
         folder: Path,
         spec: Seq2SeqSpec,
-        providers: Sequence[str],
+        route: Route,
         threads: int,
     ) -> None:
         self.spec = spec
-        self.encoder = Engine(
-            f"{name}.encoder", folder / spec.encoder_file, providers, threads, _one
-        )
-        self.decoder = Engine(
-            f"{name}.decoder", folder / spec.decoder_file, providers, threads, _one
-        )
+        self.encoder = Engine(f"{name}.encoder", folder / spec.encoder_file, route, threads, _one)
+        self.decoder = Engine(f"{name}.decoder", folder / spec.decoder_file, route, threads, _one)
         self._cross = cache_names(CROSS, spec.num_layers)
         self._past = cache_names(PAST, spec.num_layers)
         self._present = cache_names(PRESENT, spec.num_layers)

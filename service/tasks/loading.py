@@ -16,12 +16,12 @@ import numpy as np
 from service.batching.scheduler import BatchingConfig, Scheduler
 from service.config import Settings
 from service.metrics import Metrics
-from service.model_format import SPAN_OUTPUTS, Manifest, SpanSettings
+from service.model_format import SPAN_OUTPUTS, Manifest
 from service.runtime.engine import Engine
+from service.runtime.precision import Route
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.graphs import Seq2SeqGraphs
 from service.seq2seq.pipeline import Seq2SeqSummarizer
-from service.seq2seq.spec import Seq2SeqSpec
 from service.tasks.answer import SentenceAnswerer
 from service.tasks.embed import EncoderEmbedder
 from service.tasks.encoder import SentenceEncoder
@@ -47,9 +47,9 @@ class Builders:
         self._metrics = metrics
         self._limits = limits
 
-    def encoder(self, model: Model, folder: Path, manifest: Manifest) -> Pipelines:
+    def encoder(self, model: Model, folder: Path, manifest: Manifest, route: Route) -> Pipelines:
         """Embed, Summarize and Answer on sentence vectors, and the bare graph."""
-        engine, tokenizer, scheduler = self._graph(model, folder, manifest)
+        engine, tokenizer, scheduler = self._graph(model, folder, manifest, route)
         encoder = SentenceEncoder(model.name, tokenizer, scheduler, manifest.pooling, self._metrics)
         table = self._bare(model, folder, engine, tokenizer, scheduler)
         table.add(EMBED, EncoderEmbedder(encoder))
@@ -58,11 +58,11 @@ class Builders:
         _warm_up(model, engine, manifest.max_sequence_length, tokenizer.vocab_size)
         return table
 
-    def span_qa(
-        self, model: Model, folder: Path, manifest: Manifest, span: SpanSettings
-    ) -> Pipelines:
+    def span_qa(self, model: Model, folder: Path, manifest: Manifest, route: Route) -> Pipelines:
         """Answer with exact spans from a question-answering head, and the bare graph."""
-        engine, tokenizer, scheduler = self._graph(model, folder, manifest)
+        assert manifest.span is not None
+        span = manifest.span
+        engine, tokenizer, scheduler = self._graph(model, folder, manifest, route)
         if engine.output_names != SPAN_OUTPUTS:
             raise ModelLoadError(f"a span QA graph must output {SPAN_OUTPUTS}")
         windows = QuestionWindows(
@@ -73,12 +73,11 @@ class Builders:
         _warm_up(model, engine, manifest.max_sequence_length, tokenizer.vocab_size)
         return table
 
-    def seq2seq(
-        self, model: Model, folder: Path, manifest: Manifest, spec: Seq2SeqSpec
-    ) -> Pipelines:
+    def seq2seq(self, model: Model, folder: Path, manifest: Manifest, route: Route) -> Pipelines:
         """Abstractive Summarize: encoder and decoder graphs under a continuous batcher."""
-        settings = self._settings
-        graphs = Seq2SeqGraphs(model.name, folder, spec, settings.providers, settings.threads())
+        assert manifest.seq2seq is not None
+        settings, spec = self._settings, manifest.seq2seq
+        graphs = Seq2SeqGraphs(model.name, folder, spec, route, settings.threads())
         tokenizer = TextTokenizer(folder / manifest.tokenizer_file, manifest.max_sequence_length)
         if tokenizer.vocab_size > spec.vocab_size:
             raise ModelLoadError(
@@ -100,17 +99,27 @@ class Builders:
         return table
 
     def _graph(
-        self, model: Model, folder: Path, manifest: Manifest
+        self, model: Model, folder: Path, manifest: Manifest, route: Route
     ) -> tuple[Engine, TextTokenizer, Scheduler]:
         """A graph that takes token ids, its tokenizer, and the scheduler in front of it."""
         settings = self._settings
         engine = Engine(
             model.name,
             folder / manifest.model_file,
-            settings.providers,
+            route,
             settings.threads(),
             settings.sessions_for,
         )
+        up_to = manifest.variant.fp32_rows_up_to
+        if up_to:
+            fp32 = Engine(
+                f"{model.name} (rows of up to {up_to} tokens)",
+                folder / manifest.variants["fp32"].file,
+                Route("fp32", route.providers, ()),
+                settings.threads(),
+                settings.sessions_for,
+            )
+            engine.send_short_rows(fp32, up_to)
         missing = set(engine.input_names) - set(ID_INPUTS)
         if missing:
             raise ModelLoadError(f"the ONNX graph has inputs this server cannot feed: {missing}")
