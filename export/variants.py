@@ -107,8 +107,8 @@ def _int8(staging: Path, check: ParityCheck, floor: float) -> Made | str:
         return split_run(feeds, up_to, fp32, int8)
 
     note = (
-        f"dynamic int8 (QAttention, DynamicQuantizeMatMul) on the CPU provider; rows of at most {up_to} tokens "
-        "run on the fp32 graph, where int8 cannot hold 0.99"
+        "dynamic int8 (QAttention, DynamicQuantizeMatMul) on the CPU provider; rows of at "
+        f"most {up_to} tokens run on the fp32 graph, where int8 cannot hold 0.99"
     )
     return Made(file, check.run(mixed, floor), quantization, up_to, note)
 

@@ -136,7 +136,8 @@ def test_help_shows_defaults_and_what_zero_means() -> None:
     assert "(default: 0, the server's default of 1)" in help_of("answer")
     serve = help_of("serve")
     assert "(default None" not in serve and "per provider" not in serve
-    assert "(default: cpu 512, openvino 512, cuda 16384, tensorrt 16384; ATTNSERVE_MAX_BATCH_TOKENS)" in serve
+    budgets = "cpu 512, openvino 512, cuda 16384, tensorrt 16384"
+    assert f"(default: {budgets}; ATTNSERVE_MAX_BATCH_TOKENS)" in serve
     assert "(default: unset; ATTNSERVE_AUTH_TOKEN)" in serve
 
 
