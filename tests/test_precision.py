@@ -261,3 +261,16 @@ def test_an_impossible_precision_stops_the_server_in_one_line() -> None:
         assert "--precision bf16" in line and "bf16 units" in line
     line = serve_refused("--precision", "fp8")
     assert "--precision / ATTNSERVE_PRECISION" in line and "'fp8'" in line
+
+
+def test_gpu_check_without_a_gpu_says_so_and_fails(tmp_path: Path) -> None:
+    if detect().gpu:
+        pytest.skip("a GPU provider is here: make gpu-check runs for real")
+    out = tmp_path / "gpu.md"
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.gpu_check", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    text = out.read_text()
+    assert "**Not run on a GPU yet.**" in text and "onnxruntime: " in text
