@@ -6,13 +6,11 @@ PY := $(VENV)/bin/python
 ATTNSERVE := $(VENV)/bin/attnserve
 ARGS ?=
 
-# The onnxruntime build that fits this machine (docs/precision.md): onnxruntime-gpu where a
-# CUDA device answers, onnxruntime-openvino where the CPU has bf16 units (it runs the bf16
-# variant), onnxruntime otherwise. Never two at once: they install the same module, so all
-# are removed before the one is put in. `make install ORT=cpu` overrides the choice.
-ORT ?= $(shell if nvidia-smi -L >/dev/null 2>&1; then echo gpu; \
-	elif grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then echo openvino; \
-	else echo cpu; fi)
+# The onnxruntime build that fits this machine: onnxruntime-gpu where a CUDA device answers,
+# onnxruntime otherwise (never both: they install the same module, so all builds are
+# removed before the one is put in). OpenVINO's runtime, which runs the bf16 variant, comes
+# with the dev tools (`bf16` extra for images on CPUs with bf16 units). `ORT=cpu` overrides.
+ORT ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 ORT_BUILDS := onnxruntime onnxruntime-gpu onnxruntime-openvino
 INSTALLED := $(VENV)/.installed-$(ORT)
 

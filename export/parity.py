@@ -6,7 +6,7 @@ cosine per row: of the mean-pooled embeddings for an encoder, of the whole row o
 span question-answering head (which reads sentence pairs, as questions and contexts).
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,6 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from export.errors import ExportError
 from service.model_format import Parity
 
 # Varied lengths, punctuation, numbers, casing and a little non-ASCII, so that padding, long
@@ -113,18 +112,11 @@ def mean_over_tokens(row: np.ndarray) -> np.ndarray:
 
 
 Runner = Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
-ProviderList = Sequence[str | tuple[str, dict[str, str]]]
 
 
-def graph_runner(onnx_path: Path, providers: ProviderList = ("CPUExecutionProvider",)) -> Runner:
-    """The graph in an onnxruntime session; ExportError when the first provider asked for
-    is not the one that runs it (onnxruntime falls back silently)."""
-    session = ort.InferenceSession(str(onnx_path), providers=list(providers))
-    wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
-    if session.get_providers()[0] != wanted:
-        raise ExportError(
-            f"{wanted} did not load here (the session runs on {session.get_providers()[0]})"
-        )
+def graph_runner(onnx_path: Path) -> Runner:
+    """The graph in an onnxruntime session on the CPU provider."""
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
 
     def run(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         outputs: list[np.ndarray] = session.run(None, dict(feeds))

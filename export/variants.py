@@ -9,6 +9,7 @@ machine cannot measure, is left out, and model.yaml's `skipped_variants` says wh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +19,13 @@ import onnx
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from export import fusion, parity
-from export.errors import ExportError
 from export.quantize import INT8_FP32_ROWS_UP_TO, quantize_int8
 from service.model_format import MODEL_FILE, Parity, Quantization, Variant, sha256_file
-from service.runtime.machine import ORT_PROVIDERS, detect
-from service.runtime.precision import openvino_options
+from service.runtime.machine import detect
+from service.runtime.openvino_session import OpenVINOSession, PrecisionNotCompiled
 from service.runtime.split import split_run
 
 FLOORS = {"fp16": 0.9999, "bf16": 0.9999, "int8": 0.99}
-CPU = ["CPUExecutionProvider"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def _fp16(staging: Path, check: ParityCheck, floor: float) -> Made | str:
     graph = convert_float_to_float16(onnx.load(str(staging / MODEL_FILE)), keep_io_types=True)
     file = "model.fp16.onnx"
     onnx.save(graph, str(staging / file))
-    result = check.run(parity.graph_runner(staging / file, CPU), floor)
+    result = check.run(parity.graph_runner(staging / file), floor)
     note = (
         "fp16 weights and activations, fp32 at the graph's edges; meant for CUDA and "
         "TensorRT. Its parity was measured on the CPU provider's fp16 kernels; "
@@ -81,18 +80,22 @@ def _bf16(staging: Path, check: ParityCheck, floor: float) -> Made | str:
     if not machine.bf16_units:
         return (
             "not measurable here: this CPU has no bf16 units (avx512_bf16 or amx_bf16), and "
-            "without them OpenVINO runs fp32 under a bf16 hint; export on a CPU that has them"
+            "without them OpenVINO compiles fp32 under a bf16 hint; export on a CPU that has them"
         )
     if "openvino" not in machine.providers:
-        return "not measurable here: this onnxruntime has no OpenVINO provider"
-    providers = [(ORT_PROVIDERS["openvino"], openvino_options("bf16"))]
+        return "not measurable here: the openvino package is not installed"
     try:
-        runner = parity.graph_runner(staging / MODEL_FILE, providers)
-    except ExportError as exc:
+        session = OpenVINOSession(staging / MODEL_FILE, "bf16", os.cpu_count() or 1)
+    except PrecisionNotCompiled as exc:
         return f"not measurable here: {exc}"
+
+    def runner(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return session.run(None, feeds)
+
     note = (
-        "the fp32 graph, run by the OpenVINO provider with INFERENCE_PRECISION_HINT bf16; "
-        "OpenVINO compiles the fused ops (Attention, SkipLayerNormalization) its own way"
+        "the fp32 graph, compiled by OpenVINO's runtime with INFERENCE_PRECISION_HINT bf16; "
+        "OpenVINO reads the fused ops (Attention, SkipLayerNormalization) and compiles them "
+        "its own way"
     )
     return Made(MODEL_FILE, check.run(runner, floor), note=note)
 
@@ -101,7 +104,7 @@ def _int8(staging: Path, check: ParityCheck, floor: float) -> Made | str:
     file = "model.int8.onnx"
     quantization = quantize_int8(staging / MODEL_FILE, staging / file)
     up_to = INT8_FP32_ROWS_UP_TO
-    int8, fp32 = (parity.graph_runner(staging / name, CPU) for name in (file, MODEL_FILE))
+    int8, fp32 = (parity.graph_runner(staging / name) for name in (file, MODEL_FILE))
 
     def mixed(feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         return split_run(feeds, up_to, fp32, int8)

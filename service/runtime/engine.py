@@ -10,15 +10,21 @@ import logging
 import queue
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import onnxruntime as ort
 
-from service.runtime.machine import ORT_PROVIDERS, SHORT_NAMES
+from service.runtime.machine import ORT_PROVIDERS, SHORT_NAMES, available_providers
+from service.runtime.openvino_session import OpenVINOSession
 from service.runtime.precision import GPU_PROVIDERS, Route
 from service.runtime.split import split_run
 
 log = logging.getLogger(__name__)
+
+
+# An onnxruntime session, or OpenVINO's in the same shape (openvino_session.py).
+Session: TypeAlias = ort.InferenceSession | OpenVINOSession
 
 
 class EngineError(RuntimeError):
@@ -63,24 +69,28 @@ class Engine:
         """`sessions` gives the number of sessions for the provider that will run them.
         EngineError when the graph does not load, or when its sessions run on none of the
         route's `fast_on` providers (a silent fallback that auto moves on from)."""
-        available = set(ort.get_available_providers())
-        wanted = [p for p in route.providers if ORT_PROVIDERS[p] in available]
+        available = available_providers()
+        wanted = [p for p in route.providers if p in available]
         if not wanted:
             raise EngineError(
                 f"none of the providers {list(route.providers)} is available "
-                f"(this onnxruntime has {sorted(available)})"
+                f"(this machine has {sorted(available)})"
             )
         count = sessions(wanted[0])
         share = max(1, threads // count)
 
-        def load(session_threads: int) -> ort.InferenceSession:
-            providers = [(ORT_PROVIDERS[p], _options(route, p, session_threads)) for p in wanted]
+        def load(session_threads: int) -> Session:
             try:
+                if wanted[0] == "openvino":  # OpenVINO's own runtime, not an ORT provider
+                    return OpenVINOSession(path, route.precision, session_threads)
+                providers = [
+                    (ORT_PROVIDERS[p], _options(route, p)) for p in wanted if p != "openvino"
+                ]
                 return ort.InferenceSession(
                     str(path), sess_options=session_options(session_threads), providers=providers
                 )
-            except Exception as exc:  # onnxruntime raises its own untyped errors
-                raise EngineError(f"onnxruntime cannot load {path.name}: {exc}") from exc
+            except Exception as exc:  # onnxruntime and OpenVINO raise their own untyped errors
+                raise EngineError(f"cannot load {path.name} on {wanted[0]}: {exc}") from exc
 
         first = load(share)
         # What really runs: onnxruntime-gpu silently drops CUDA when its libraries are
@@ -113,7 +123,7 @@ class Engine:
         self.input_names = [i.name for i in first.get_inputs()]
         self.output_names = [o.name for o in first.get_outputs()]
         self._short: tuple[Engine, int] | None = None
-        self._free: queue.SimpleQueue[ort.InferenceSession] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[Session] = queue.SimpleQueue()
         for session in self._sessions:
             self._free.put(session)
 
@@ -154,10 +164,8 @@ class Engine:
         finally:
             self._free.put(session)
 
-    def _run(
-        self, session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]
-    ) -> list[np.ndarray]:
-        if not self._device:
+    def _run(self, session: Session, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        if not isinstance(session, ort.InferenceSession) or not self._device:
             return list(session.run(self.output_names, dict(feeds)))
         return run_bound(session, feeds, self.output_names, self._device)
 
@@ -179,8 +187,5 @@ def run_bound(
     return list(binding.copy_outputs_to_cpu())
 
 
-def _options(route: Route, provider: str, threads: int) -> dict[str, str]:
-    options = dict(route.options.get(provider, {}))
-    if provider == "openvino":  # OpenVINO keeps its own thread pool, sized here
-        options["num_of_threads"] = str(threads)
-    return options
+def _options(route: Route, provider: str) -> dict[str, str]:
+    return dict(route.options.get(provider, {}))

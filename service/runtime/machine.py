@@ -1,9 +1,10 @@
-"""What this machine offers the engine: the CPU's vector units and onnxruntime's providers.
+"""What this machine offers the engine: the CPU's vector units, onnxruntime's providers and
+OpenVINO's runtime.
 
 Read once at start. A listed provider is not proof that it works (onnxruntime-gpu lists CUDA
-without its libraries, onnxruntime-openvino accepts a bf16 hint on CPUs without bf16 units
-and runs fp32); the engine reads what a loaded session really runs, and the bf16 choice asks
-the CPU's flags, not the hint.
+without its libraries; OpenVINO accepts a bf16 hint on CPUs without bf16 units and runs
+fp32): the engine reads what a loaded session really runs, and the automatic bf16 choice
+asks the CPU's flags first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnxruntime as ort
+
+from service.runtime import openvino_session
 
 CPUINFO = Path("/proc/cpuinfo")
 # Flags that mean the CPU computes bf16 products itself (AVX-512 BF16 on Zen 4 and Cooper
@@ -22,7 +25,7 @@ INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 ORT_PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
     "cuda": "CUDAExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
+    "openvino": openvino_session.NAME,  # OpenVINO's own runtime (openvino_session.py)
     "cpu": "CPUExecutionProvider",
 }
 SHORT_NAMES = {full: short for short, full in ORT_PROVIDERS.items()}
@@ -31,7 +34,8 @@ SHORT_NAMES = {full: short for short, full in ORT_PROVIDERS.items()}
 @dataclass(frozen=True)
 class Machine:
     cpu_flags: frozenset[str]
-    providers: frozenset[str]  # short names of the providers this onnxruntime lists
+    # Short names of the providers onnxruntime lists, and openvino where its package is in.
+    providers: frozenset[str]
 
     @property
     def bf16_units(self) -> bool:
@@ -65,5 +69,9 @@ def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
 
 
 def detect() -> Machine:
+    return Machine(cpu_flags=cpu_flags(), providers=available_providers())
+
+
+def available_providers() -> frozenset[str]:
     listed = {SHORT_NAMES[p] for p in ort.get_available_providers() if p in SHORT_NAMES}
-    return Machine(cpu_flags=cpu_flags(), providers=frozenset(listed))
+    return frozenset(listed | ({"openvino"} if openvino_session.available() else set()))

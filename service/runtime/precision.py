@@ -11,7 +11,6 @@ forced, or when the folder was exported with `--int8` (its `precision` says int8
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,14 +76,14 @@ def _no_gpu(machine: Machine, allowed: Sequence[str]) -> str | None:
 
 
 def _no_bf16(machine: Machine, allowed: Sequence[str]) -> str | None:
-    # Without bf16 units OpenVINO drops the hint silently and runs fp32: never call that bf16.
+    # Without bf16 units OpenVINO compiles fp32 under a bf16 hint: never call that bf16.
     if not machine.bf16_units:
         return "this CPU has no bf16 units (neither avx512_bf16 nor amx_bf16 in its flags)"
     if "openvino" not in allowed:
         return "--providers leaves out openvino, which runs bf16 on CPUs"
     if "openvino" not in machine.providers:
         return (
-            "this onnxruntime has no OpenVINO provider (make install puts in onnxruntime-openvino)"
+            "the openvino package is not installed (make install adds it on CPUs with bf16 units)"
         )
     return None
 
@@ -172,21 +171,9 @@ def _route(
         )
     if "cuda" in providers:
         options["cuda"] = {"device_id": "0"}
-    if "openvino" in providers:
-        options["openvino"] = openvino_options(precision)
     # Forced, whatever really runs is what was asked for; auto moves on from a fallback.
     fast_on = providers if forced or not FAST_ON[precision] else FAST_ON[precision]
     return Route(precision, providers, fast_on, options, reason)
-
-
-def openvino_options(precision: str) -> dict[str, str]:
-    """The OpenVINO provider on the CPU with bf16 inference: `precision` accepts only FP32
-    and ACCURACY on CPU, so the hint goes through `load_config`, a JSON string."""
-    hint = {"bf16": "bf16"}.get(precision, "f32")
-    return {
-        "device_type": "CPU",
-        "load_config": json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": hint}}),
-    }
 
 
 def tensorrt_options(
