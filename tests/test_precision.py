@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+import tritonclient.grpc as triton
 
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
@@ -239,6 +240,11 @@ def test_each_forced_precision_runs_and_says_so(tmp_path: Path) -> None:
             info = model_info(server.target)
             assert info.precision == precision and info.providers[0] == "cpu"
             assert f"model minilm runs {precision}: forced by --precision" in server.log()
+            # KServe's ModelConfig (as tritonclient reads it) says the same.
+            client = triton.InferenceServerClient(server.target)
+            parameters = client.get_model_config("minilm.embed").config.parameters
+            assert parameters["precision"].string_value == precision
+            assert parameters["providers"].string_value.split(",")[0] == "cpu"
             vectors[precision] = embed(server.target, [SHORT, LONG])
     # Rows of a few tokens run on the fp32 graph under int8: bit for bit fp32's.
     np.testing.assert_allclose(vectors["int8"][0], vectors["fp32"][0], atol=1e-6)
