@@ -2,11 +2,15 @@
 
 This VM's speed drifts by 10-25% over minutes, more than some of the differences the goals
 ask about. So the figures each goal compares are taken side by side, in rounds: every round
-measures the bare engine's best schedule, sentence-transformers and the four servers at
+measures the bare engine's best schedule, sentence-transformers and the five servers at
 concurrency 64 (started once, idle in between), one after the other; then, text by text in
 turn, one sequence on the bare engine, on the default server with the asyncio stub and with
 the blocking stub (concurrency 1). A goal's ratio is taken within each round; the report
 gives every round's ratio and their median. Round 1's server runs also fill the server table.
+
+The default server is `--precision auto` (each model's fastest variant that holds fp32's
+0.9999 here); beside it one forced to fp32 and one forced to int8, on the same model, so
+that what auto buys on this machine, and what int8 would, are ratios within a round.
 """
 
 from __future__ import annotations
@@ -17,24 +21,36 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 
 from bench import engine as eng
 from bench.baseline import sentence_transformers_rate
 from bench.server_load import Server, run_interleaved, run_load
+from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
+from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 
 DEFAULT = "batching on (tokens, defaults)"
 BLOCKING = "batching on (tokens, defaults), blocking client"
 BATCHING_OFF = "batching off (max batch 1)"
 COUNT_BASED = "count-based, arrival order, 32"
-INT8 = "int8, batching on"
-# label: (server flags, model)
+FP32 = "--precision fp32, batching on"
+INT8 = "--precision int8, batching on"
+# label: (server flags, model); DEFAULT is --precision auto.
 SERVERS: dict[str, tuple[list[str], str]] = {
     DEFAULT: ([], "minilm"),
+    FP32: (["--precision", "fp32"], "minilm"),
     BATCHING_OFF: (["--max-batch-size", "1"], "minilm"),
     COUNT_BASED: (["--batching", "count", "--max-batch-size", "32"], "minilm"),
-    INT8: ([], "minilm-int8"),
+    INT8: (["--precision", "int8"], "minilm"),
 }
+
+
+def served_precision(server: Server, model: str) -> str:
+    """The precision the server says the model runs in (ModelInfo.precision)."""
+    with grpc.insecure_channel(server.target) as channel:
+        listed = pb_grpc.TextInferenceStub(channel).ListModels(pb.ListModelsRequest(), timeout=30)
+    return next((m.precision for m in listed.models if m.name == model), "?")
 
 
 def goal_rounds(
@@ -55,6 +71,8 @@ def goal_rounds(
             label: stack.enter_context(Server(models, flags))
             for label, (flags, _) in SERVERS.items()
         }
+        served = {label: served_precision(servers[label], SERVERS[label][1]) for label in servers}
+        log(f"goal servers run: {served}")
         for index in range(rounds):
             r: dict[str, Any] = {
                 "bare_best": eng.schedule_rate(fp32, best_schedule),
@@ -71,7 +89,7 @@ def goal_rounds(
             r["concurrency_1"], r["concurrency_1_blocking"] = asdict(aio), asdict(blocking)
             log(f"goal round {index + 1}: {_summary(r)}")
             measured.append(r)
-    results["goal_rounds"] = {"budget": budget, "rounds": measured}
+    results["goal_rounds"] = {"budget": budget, "served_precision": served, "rounds": measured}
     first = measured[0]
     for label, (flags, model) in SERVERS.items():
         run = first["concurrency_64"][label]
@@ -100,6 +118,8 @@ def goal_values(r: dict[str, Any]) -> dict[str, float]:
         "vs_batching_off": on / c64[BATCHING_OFF],
         "fp32_vs_sentence_transformers": on / r["sentence_transformers"],
         "int8_vs_sentence_transformers": c64[INT8] / r["sentence_transformers"],
+        "auto_vs_fp32": on / c64[FP32],
+        "int8_vs_auto": c64[INT8] / on,
         "c1_overhead_ms": r["concurrency_1"]["p50_ms"] - r["bare_single_p50_ms"],
         "c1_blocking_overhead_ms": r["concurrency_1_blocking"]["p50_ms"] - r["bare_single_p50_ms"],
     }

@@ -21,6 +21,7 @@ import numpy as np
 
 from service import model_format
 from service.metrics import Metrics
+from service.runtime.precision import Route
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.graphs import Seq2SeqGraphs
 from service.seq2seq.search import Greedy, SearchSettings
@@ -61,7 +62,7 @@ def seq2seq_section(
         manifest = model_format.read(root / "t5")
         spec = manifest.seq2seq
         assert spec is not None
-        graphs = Seq2SeqGraphs("bench-t5", root / "t5", spec, ["cpu"], threads)
+        graphs = Seq2SeqGraphs("bench-t5", root / "t5", spec, Route("fp32", ("cpu",), ()), threads)
         tokenizer = TextTokenizer(
             root / "t5" / manifest.tokenizer_file, manifest.max_sequence_length
         )
