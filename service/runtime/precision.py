@@ -61,7 +61,7 @@ def _usable(rule: Rule, machine: Machine, allowed: Sequence[str]) -> tuple[str, 
     return tuple(p for p in allowed if p in rule.providers and p in machine.providers)
 
 
-def _no_provider(machine: Machine, allowed: Sequence[str]) -> str | None:
+def _nothing_stops_it(machine: Machine, allowed: Sequence[str]) -> str | None:
     return None
 
 
@@ -90,13 +90,13 @@ def _no_bf16(machine: Machine, allowed: Sequence[str]) -> str | None:
 
 RULES: dict[str, Rule] = {
     # OpenVINO runs fp32 no faster than the CPU provider (docs/precision.md): not for fp32.
-    "fp32": Rule(("tensorrt", "cuda", "cpu"), unable=_no_provider, slow=_no_provider),
+    "fp32": Rule(("tensorrt", "cuda", "cpu"), unable=_nothing_stops_it, slow=_nothing_stops_it),
     # The CPU provider has fp16 kernels for every fused op: fp16 runs there (the export's
     # parity check does), only not faster.
-    "fp16": Rule(("tensorrt", "cuda", "cpu"), unable=_no_provider, slow=_no_gpu),
+    "fp16": Rule(("tensorrt", "cuda", "cpu"), unable=_nothing_stops_it, slow=_no_gpu),
     "bf16": Rule(("openvino",), unable=_no_bf16, slow=_no_bf16),
     # Dynamic int8 (MatMulInteger, DynamicQuantizeLinear) is a CPU provider recipe.
-    "int8": Rule(("cpu",), unable=_cpu_left_out, slow=_no_provider),
+    "int8": Rule(("cpu",), unable=_cpu_left_out, slow=_nothing_stops_it),
 }
 FAST_ON = {"fp32": (), "fp16": GPU_PROVIDERS, "bf16": ("openvino",), "int8": ("cpu",)}
 
