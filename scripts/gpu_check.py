@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from bench.engine import padded_feeds, sorted_index_batches
 from bench.server_load import Server, run_load
 from service import model_format
 from service.config import DEFAULT_BATCH_TOKENS, load_settings
@@ -76,32 +77,10 @@ def tokenized(folder: Path, limit: int) -> list[np.ndarray]:
     return [np.asarray(e.ids, dtype=np.int64) for e in tokenizer.encode_batch(texts)]
 
 
-def feeds(rows: Sequence[np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
-    length = max(len(r) for r in rows)
-    ids = np.zeros((len(rows), length), dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)], mask[i, : len(row)] = row, 1
-    by_name = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    return {name: by_name[name] for name in names}
-
-
-def batches(rows: Sequence[np.ndarray], budget: int) -> list[list[int]]:
-    """Length-sorted, cut so that rows x longest stays within `budget` (as the server)."""
-    out: list[list[int]] = []
-    current: list[int] = []
-    for i in sorted(range(len(rows)), key=lambda i: len(rows[i])):
-        if current and (len(current) + 1) * len(rows[i]) > budget:
-            out.append(current)
-            current = []
-        current.append(i)
-    return [*out, current] if current else out
-
-
 def embeddings(engine: Engine, rows: Sequence[np.ndarray], budget: int) -> np.ndarray:
     vectors = np.zeros((len(rows), 384), dtype=np.float64)
-    for batch in batches(rows, budget):
-        hidden = engine.run(feeds([rows[i] for i in batch], engine.input_names))[0]
+    for batch in sorted_index_batches(rows, budget):
+        hidden = engine.run(padded_feeds([rows[i] for i in batch], engine.input_names))[0]
         for k, i in enumerate(batch):
             mean = hidden[k, : len(rows[i])].astype(np.float64).mean(axis=0)
             vectors[i] = mean / np.linalg.norm(mean)
@@ -109,8 +88,8 @@ def embeddings(engine: Engine, rows: Sequence[np.ndarray], budget: int) -> np.nd
 
 
 def schedule_rate(engine: Engine, rows: Sequence[np.ndarray], budget: int) -> dict[str, float]:
-    plan = batches(rows, budget)
-    prepared = [feeds([rows[i] for i in b], engine.input_names) for b in plan]
+    plan = sorted_index_batches(rows, budget)
+    prepared = [padded_feeds([rows[i] for i in b], engine.input_names) for b in plan]
     for batch in prepared[:2]:
         engine.run(batch)
     started = time.perf_counter()
