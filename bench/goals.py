@@ -29,6 +29,7 @@ from bench.baseline import sentence_transformers_rate
 from bench.server_load import Server, run_interleaved, run_load
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
+from service.config import DEFAULT_BATCH_TOKENS
 
 DEFAULT = "batching on (tokens, defaults)"
 BLOCKING = "batching on (tokens, defaults), blocking client"
@@ -65,6 +66,9 @@ def goal_rounds(
     fp32 = eng.OrtEncoder(models / "minilm" / "model.onnx", threads)
     budget = results["bare"]["sorted_best"]["budget"]
     best_schedule = eng.sorted_budget_batches(rows[:768], budget)
+    # Like the server's own batches (its CPU budget) and its lone requests, for CPU time.
+    server_schedule = eng.sorted_budget_batches(rows[:512], DEFAULT_BATCH_TOKENS["cpu"])
+    alone = [[row] for row in rows[:300]]
     measured: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         servers = {
@@ -76,6 +80,8 @@ def goal_rounds(
         for index in range(rounds):
             r: dict[str, Any] = {
                 "bare_best": eng.schedule_rate(fp32, best_schedule),
+                "bare_cpu_ms_per_seq": eng.schedule_cpu_ms(fp32, server_schedule),
+                "bare_cpu_ms_per_seq_alone": eng.schedule_cpu_ms(fp32, alone),
                 "sentence_transformers": sentence_transformers_rate(models, texts, threads),
                 "concurrency_64": {},
             }
@@ -122,4 +128,10 @@ def goal_values(r: dict[str, Any]) -> dict[str, float]:
         "int8_vs_auto": c64[INT8] / on,
         "c1_overhead_ms": r["concurrency_1"]["p50_ms"] - r["bare_single_p50_ms"],
         "c1_blocking_overhead_ms": r["concurrency_1_blocking"]["p50_ms"] - r["bare_single_p50_ms"],
+        # The server's CPU per request less the bare engine's per sequence on a like
+        # schedule: what the request path costs around the engine.
+        "outside_engine_cpu_ms_c64": r["concurrency_64"][DEFAULT]["cpu_ms_per_request"]
+        - r["bare_cpu_ms_per_seq"],
+        "outside_engine_cpu_ms_c1": r["concurrency_1"]["cpu_ms_per_request"]
+        - r["bare_cpu_ms_per_seq_alone"],
     }

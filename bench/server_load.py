@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.server import ROOT, ServerProcess
@@ -31,6 +32,8 @@ class LoadResult:
     mean_batch_size: float
     padding_ratio: float
     errors: int
+    # The server process's CPU time (all its threads, user + system) per request.
+    cpu_ms_per_request: float
 
 
 class Server(ServerProcess):
@@ -45,6 +48,11 @@ class Server(ServerProcess):
             intra_op_threads=None,
         )  # fmt: skip
 
+    def cpu_seconds(self) -> float:
+        """The server process's CPU time so far, every thread, user and system."""
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
     def batch_stats(self) -> dict[str, float]:
         """Batches, rows, computed (padded) tokens and real tokens so far, from /metrics."""
         text = self.scrape()
@@ -55,6 +63,7 @@ class Server(ServerProcess):
             "attnserve_input_tokens_total": "real",
         }
         values = dict.fromkeys(names.values(), 0.0)
+        values["cpu"] = self.cpu_seconds()
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.name in names:
@@ -158,4 +167,6 @@ def _result(
         mean_batch_size=delta["rows"] / max(delta["batches"], 1),
         padding_ratio=1.0 - delta["real"] / max(delta["padded"], 1),
         errors=errors,
+        # Over every request the server saw since `before` (both clients when interleaved).
+        cpu_ms_per_request=delta["cpu"] * 1000 / max(delta["rows"], 1),
     )
