@@ -148,6 +148,15 @@ def test_manifest_records_fusion_and_decoding(span_models: SpanModels) -> None:
         embeddings_fused = manifest["fused_ops"].get("EmbedLayerNormalization", 0) == 1
         assert embeddings_fused == (name != "roberta")
         assert bool(manifest["fusion_notes"]) == (name == "roberta")
+        # fp16 is kept only with PyTorch's best answer on every pair, batched and alone.
+        fp16 = manifest["variants"].get("fp16")
+        if fp16 is None:
+            assert manifest["skipped_variants"]["fp16"].startswith("below its floor"), name
+        else:
+            parity = fp16["parity"]
+            assert parity["identical_answers"] == parity["sentences"] and parity["passed"]
+            assert fp16["fused_ops"]["Attention"] == 2
+        assert "int8" not in manifest["variants"]
 
 
 def test_list_models_reports_answer_only(stub: pb_grpc.TextInferenceStub) -> None:
