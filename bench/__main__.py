@@ -151,6 +151,22 @@ def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> No
     results["server"] = runs
 
 
+def tasks_section(results: dict[str, Any], texts: list[str]) -> None:
+    """Answer and Summarize on the default model beside Embed, on one default server: one
+    request per corpus text (Answer: a fixed question over the text; Summarize: four
+    consecutive texts as one document, 2 sentences back), at concurrency 64 and 1."""
+    documents = [" ".join(texts[i : i + 4]) for i in range(0, len(texts) - 3, 4)]
+    inputs = {"embed": texts[:512], "answer": texts[:512], "summarize": documents[:192]}
+    runs = []
+    with Server(MODELS, []) as server:
+        for task, items in inputs.items():
+            for c in (64, 1):
+                result = run_load(server, "minilm", items[: 200 if c == 1 else None], c, task)
+                log(f"task {task}, concurrency {c}: {asdict(result)}")
+                runs.append({"task": task, **asdict(result)})
+    results["tasks"] = runs
+
+
 def cpu_name() -> str:
     """The CPU's model name and the vector units that matter here: relative speeds flip
     between the machines this runs on, so every figure names them."""
@@ -198,6 +214,7 @@ def main() -> int:
     precision_section(results, MODELS, rows, tokenize, THREADS, DEFAULT_BATCH_TOKENS["cpu"], log)
     sentence_transformers_section(results, texts)
     server_section(results, texts, args.quick)
+    tasks_section(results, texts)
     from bench.goals import goal_rounds
 
     goal_rounds(results, MODELS, rows, texts, THREADS, args.rounds, log)

@@ -117,6 +117,29 @@ def _auto_sentence(auto: dict[str, Any]) -> str:
     )
 
 
+def _task_lines(runs: list[dict[str, Any]] | None) -> list[str]:
+    if not runs:
+        return []
+    lines = [
+        "",
+        "### Embed, Answer and Summarize on the default model",
+        "",
+        "One default server, one request per corpus text (Answer: a fixed question over the "
+        "text; Summarize: four consecutive texts as one document, 2 sentences back); the "
+        "server's CPU time per request from its process (`bench/__main__.py` tasks_section).",
+        "",
+        "| task | clients | req/s | p50 ms | p99 ms | mean batch | server CPU per request |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['task']} | {r['concurrency']} | {r['throughput']:.1f} | {r['p50_ms']:.1f} "
+            f"| {r['p99_ms']:.1f} | {r['mean_batch_size']:.1f} | "
+            f"{r['cpu_ms_per_request']:.1f} ms |"
+        )
+    return lines
+
+
 def _goal_lines(goals: dict[str, Any] | None, precisions: dict[str, Any] | None) -> list[str]:
     if not goals:
         return []
@@ -341,6 +364,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
             f"| {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} "
             f"| {r['mean_batch_size']:.1f} | {r['padding_ratio']:.0%} | {r['errors']} |"
         )
+    lines += _task_lines(results.get("tasks"))
     lines += _goal_lines(results.get("goal_rounds"), results.get("precisions"))
     s2s = results.get("seq2seq")
     if s2s:

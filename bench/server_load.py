@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -71,15 +72,31 @@ class Server(ServerProcess):
         return values
 
 
+# One request per text for each task the bench drives: (method name, request builder).
+QUESTION = "What does it say about the main subject?"
+CALLS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "embed": ("Embed", lambda text, model: pb.EmbedRequest(texts=[text], model=model)),
+    "answer": (
+        "Answer",
+        lambda text, model: pb.AnswerRequest(question=QUESTION, context=text, model=model),
+    ),
+    "summarize": (
+        "Summarize",
+        lambda text, model: pb.SummarizeRequest(text=text, model=model, max_sentences=2),
+    ),
+}
+
+
 async def _closed_loop(
-    target: str, model: str, texts: list[str], concurrency: int
+    target: str, model: str, texts: list[str], concurrency: int, task: str = "embed"
 ) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
     next_index = 0
+    method, request = CALLS[task]
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.TextInferenceStub(channel)
-        await stub.Embed(pb.EmbedRequest(texts=["warm up"], model=model), timeout=30)
+        call = getattr(pb_grpc.TextInferenceStub(channel), method)
+        await call(request(texts[0], model), timeout=30)
 
         async def client() -> None:
             nonlocal next_index, errors
@@ -88,7 +105,7 @@ async def _closed_loop(
                 next_index += 1
                 started = time.perf_counter()
                 try:
-                    await stub.Embed(pb.EmbedRequest(texts=[text], model=model), timeout=60)
+                    await call(request(text, model), timeout=60)
                     latencies.append(time.perf_counter() - started)
                 except grpc.aio.AioRpcError:
                     errors += 1
@@ -133,14 +150,19 @@ def run_interleaved(
     # Each client's "seconds" is the sum of its own calls: what one client alone would take.
     # The batch statistics cover both clients' requests (all single rows at concurrency 1).
     n = len(texts)
-    aio = _result(server, before, aio_s, 0, sum(aio_s), 1, n)
-    blocking = _result(server, before, blocking_s, 0, sum(blocking_s), 1, n)
+    aio = _result(server, before, aio_s, 0, sum(aio_s), 1, n, served=2 * n)
+    blocking = _result(server, before, blocking_s, 0, sum(blocking_s), 1, n, served=2 * n)
     return aio, blocking, float(np.percentile(bare_s, 50) * 1000)
 
 
-def run_load(server: Server, model: str, texts: list[str], concurrency: int) -> LoadResult:
+def run_load(
+    server: Server, model: str, texts: list[str], concurrency: int, task: str = "embed"
+) -> LoadResult:
+    """Closed loop, one request per text of `task` (a CALLS key), `concurrency` clients."""
     before = server.batch_stats()
-    latencies, errors, seconds = asyncio.run(_closed_loop(server.target, model, texts, concurrency))
+    latencies, errors, seconds = asyncio.run(
+        _closed_loop(server.target, model, texts, concurrency, task)
+    )
     return _result(server, before, latencies, errors, seconds, concurrency, len(texts))
 
 
@@ -152,7 +174,9 @@ def _result(
     seconds: float,
     concurrency: int,
     requests: int,
+    served: int | None = None,
 ) -> LoadResult:
+    """`served`: the requests the server saw since `before` (default `requests`)."""
     after = server.batch_stats()
     delta = {k: after[k] - before[k] for k in after}
     ms = np.array(latencies) * 1000
@@ -168,5 +192,5 @@ def _result(
         padding_ratio=1.0 - delta["real"] / max(delta["padded"], 1),
         errors=errors,
         # Over every request the server saw since `before` (both clients when interleaved).
-        cpu_ms_per_request=delta["cpu"] * 1000 / max(delta["rows"], 1),
+        cpu_ms_per_request=delta["cpu"] * 1000 / (served or requests),
     )
