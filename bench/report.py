@@ -128,15 +128,23 @@ def _task_lines(runs: list[dict[str, Any]] | None) -> list[str]:
         "text; Summarize: four consecutive texts as one document, 2 sentences back); the "
         "server's CPU time per request from its process (`bench/__main__.py` tasks_section).",
         "",
-        "| task | clients | req/s | p50 ms | p99 ms | mean batch | server CPU per request |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| task | clients | requests | refused | answered/s | p50 ms | p99 ms | mean batch "
+        "(rows) | server CPU per request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         lines.append(
-            f"| {r['task']} | {r['concurrency']} | {r['throughput']:.1f} | {r['p50_ms']:.1f} "
-            f"| {r['p99_ms']:.1f} | {r['mean_batch_size']:.1f} | "
-            f"{r['cpu_ms_per_request']:.1f} ms |"
+            f"| {r['task']} | {r['concurrency']} | {r['requests']} | {r['errors']} "
+            f"| {r['throughput']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {r['mean_batch_size']:.1f} | {r['cpu_ms_per_request']:.1f} ms |"
         )
+    if any(r["errors"] for r in runs):
+        lines += [
+            "",
+            "Refused: RESOURCE_EXHAUSTED from the admission check, the queued work predicted "
+            "to take longer than `--max-queue-wait-ms` (2 s); their CPU counts in the "
+            "per-request figure.",
+        ]
     return lines
 
 
