@@ -158,6 +158,12 @@ def test_openvino_runs_the_fused_graph_and_refuses_a_bf16_it_cannot_compile() ->
     assert engine.provider == "openvino" and engine.precision == "fp32"
     cpu = Engine("m", graph, Route("fp32", ("cpu",), ()), 2, lambda provider: 1)
     np.testing.assert_allclose(engine.run(feeds)[0], cpu.run(feeds)[0], atol=1e-4)
+
+    # KServe's metadata of the bare graph reads names, types and ranks from either runtime.
+    def described(e: Engine) -> list[tuple[str, str, int]]:
+        return [(o.name, o.type, len(o.shape)) for o in e.outputs()]
+
+    assert described(engine) == described(cpu) == [("last_hidden_state", "tensor(float)", 3)]
     bf16 = Route("bf16", ("openvino",), fast_on=("openvino",))
     if detect().bf16_units:
         assert Engine("m", graph, bf16, 2, lambda provider: 1).precision == "bf16"

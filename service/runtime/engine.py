@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service.runtime.machine import ORT_PROVIDERS, SHORT_NAMES, available_providers
-from service.runtime.openvino_session import OpenVINOSession
+from service.runtime.openvino_session import OpenVINOSession, Tensor
 from service.runtime.precision import GPU_PROVIDERS, Route
 from service.runtime.split import split_run
 
@@ -84,7 +84,9 @@ class Engine:
                 if wanted[0] == "openvino":  # OpenVINO's own runtime, not an ORT provider
                     return OpenVINOSession(path, route.precision, session_threads)
                 providers = [
-                    (ORT_PROVIDERS[p], _options(route, p)) for p in wanted if p != "openvino"
+                    (ORT_PROVIDERS[p], dict(route.options.get(p, {})))
+                    for p in wanted
+                    if p != "openvino"
                 ]
                 return ort.InferenceSession(
                     str(path), sess_options=session_options(session_threads), providers=providers
@@ -94,7 +96,7 @@ class Engine:
 
         first = load(share)
         # What really runs: onnxruntime-gpu silently drops CUDA when its libraries are
-        # missing, and onnxruntime-openvino drops OpenVINO beside the openvino package.
+        # missing (OpenVINO's bf16 that compiled f32 is refused by OpenVINOSession itself).
         self.providers = [SHORT_NAMES.get(p, p) for p in first.get_providers()]
         self.provider = self.providers[0]
         if route.fast_on and self.provider not in route.fast_on:
@@ -135,7 +137,7 @@ class Engine:
     def has_solo(self) -> bool:
         return self._solo is not None
 
-    def outputs(self) -> list[ort.NodeArg]:
+    def outputs(self) -> list[ort.NodeArg | Tensor]:
         return list(self._sessions[0].get_outputs())
 
     def send_short_rows(self, to: Engine, up_to: int) -> None:
@@ -185,7 +187,3 @@ def run_bound(
         binding.bind_output(name, device)
     session.run_with_iobinding(binding)
     return list(binding.copy_outputs_to_cpu())
-
-
-def _options(route: Route, provider: str) -> dict[str, str]:
-    return dict(route.options.get(provider, {}))

@@ -29,9 +29,25 @@ class PrecisionNotCompiled(RuntimeError):
     """OpenVINO compiled the model in another precision than the one asked for."""
 
 
+# OpenVINO's element types as onnxruntime names them (NodeArg.type), for the graphs served.
+ORT_TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "i64": "tensor(int64)",
+             "i32": "tensor(int32)"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Tensor:
+    """A graph input or output as onnxruntime's NodeArg describes it: name, type, and shape
+    with a dynamic dimension as a name (None here), as KServe's metadata reads it."""
+
     name: str
+    type: str
+    shape: list[int | None]
+
+    @classmethod
+    def of(cls, port: Any) -> Tensor:
+        dims = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+        element = port.get_element_type().to_string()
+        return cls(port.any_name, ORT_TYPES.get(element, element), dims)
 
 
 def available() -> bool:
@@ -59,8 +75,8 @@ class OpenVINOSession:
                 f"OpenVINO compiled {self.compiled_precision} where {precision} was asked for "
                 f"(its CPU capabilities: {capabilities})"
             )
-        self._inputs = [Tensor(port.any_name) for port in compiled.inputs]
-        self._outputs = [Tensor(port.any_name) for port in compiled.outputs]
+        self._inputs = [Tensor.of(port) for port in compiled.inputs]
+        self._outputs = [Tensor.of(port) for port in compiled.outputs]
         self._request = compiled.create_infer_request()
 
     def get_inputs(self) -> list[Tensor]:
