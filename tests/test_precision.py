@@ -39,8 +39,7 @@ def manifest(held: tuple[str, ...] = ALL, preferred: str = "fp32") -> Manifest:
     real = Manifest.read(require_default_model())
     files = {"fp32": "model.onnx", "bf16": "model.onnx"}
     variants = {
-        p: VariantSpec(p, files.get(p, f"model.{p}.onnx"), (), 8 if p == "int8" else 0, 0.999)
-        for p in held
+        p: VariantSpec(p, files.get(p, f"model.{p}.onnx"), 8 if p == "int8" else 0) for p in held
     }
     skipped = {p: "below its floor: min cosine 0.98" for p in ALL if p not in held}
     return replace(real, precision=preferred, variants=variants, skipped_variants=skipped)

@@ -79,19 +79,14 @@ class VariantSpec:
 
     precision: str
     file: str
-    runs_on: tuple[str, ...]  # the providers it is meant for, fastest first
     fp32_rows_up_to: int  # rows of at most this many tokens run on the fp32 graph
-    min_cosine: float | None  # its parity floor's measured minimum (None: not recorded)
 
     @classmethod
     def read(cls, precision: str, raw: dict[str, Any]) -> VariantSpec:
-        parity = raw.get("parity") or {}
         spec = cls(
             precision=precision,
             file=str(raw["file"]),
-            runs_on=tuple(str(p) for p in raw["runs_on"]),
             fp32_rows_up_to=int(raw.get("fp32_rows_up_to", 0)),
-            min_cosine=float(parity["min_cosine"]) if "min_cosine" in parity else None,
         )
         if spec.fp32_rows_up_to < 0:
             raise ValueError(f"variants.{precision}.fp32_rows_up_to")
@@ -248,7 +243,7 @@ def _variants(raw: dict[str, Any]) -> dict[str, VariantSpec]:
     file = str(raw["files"]["encoder" if raw["export_task"] == SUMMARIZATION else "model"])
     if listed is None:  # written before variants: the one graph it has
         precision = str(raw.get("precision", "fp32"))
-        return {precision: VariantSpec(precision, file, (), 0, None)}
+        return {precision: VariantSpec(precision, file, 0)}
     variants = {str(p): VariantSpec.read(str(p), v) for p, v in listed.items()}
     if "fp32" in variants:  # the reference graph is the one `files` names
         variants["fp32"] = replace(variants["fp32"], file=file)
