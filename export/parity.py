@@ -15,6 +15,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from service.model_format import Parity
+from service.tasks.span_decoding import score_window
 
 # Varied lengths, punctuation, numbers, casing and a little non-ASCII, so that padding, long
 # rows and unusual word pieces are all exercised.
@@ -125,20 +126,16 @@ def graph_runner(onnx_path: Path) -> Runner:
     return run
 
 
-def best_span(logits: np.ndarray, max_length: int = 15) -> tuple[int, int]:
-    """The (start, end) with the highest start + end score, end within `max_length` tokens
-    of start, over one row's [tokens, 2] start and end logits."""
-    scores = logits[:, 0][:, None] + logits[:, 1][None, :]
-    tokens = len(logits)
-    allowed = np.triu(np.ones((tokens, tokens), dtype=bool)) & ~np.triu(
-        np.ones((tokens, tokens), dtype=bool), k=max_length
-    )
-    index = int(np.argmax(np.where(allowed, scores, -np.inf)))
-    return divmod(index, tokens)
+def same_best_span(max_answer_length: int) -> Callable[[np.ndarray, np.ndarray], bool]:
+    """Whether two rows of [tokens, 2] start and end logits give the same best answer, as
+    the server decodes one (score_window, every token a candidate)."""
 
+    def best(logits: np.ndarray) -> tuple[int, int] | None:
+        candidates = np.ones(len(logits), dtype=bool)
+        spans = score_window(logits[:, 0], logits[:, 1], candidates, max_answer_length, 1).spans
+        return (spans[0][0], spans[0][1]) if spans else None
 
-def same_best_span(actual: np.ndarray, expected: np.ndarray) -> bool:
-    return best_span(actual) == best_span(expected)
+    return lambda actual, expected: best(actual) == best(expected)
 
 
 def compare(
