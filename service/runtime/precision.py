@@ -48,11 +48,13 @@ Check = Callable[[Machine, Sequence[str]], "str | None"]
 class Rule:
     """What a precision needs: the providers that run it, fastest first; `unable` says why
     this machine cannot run it at all, `slow` why it would be no faster than fp32 here
-    (None: it can, it is)."""
+    (None: it can, it is); `fast_on`: the providers a session must really run on for auto
+    to keep it (empty: any)."""
 
     providers: tuple[str, ...]
     unable: Check
     slow: Check
+    fast_on: tuple[str, ...] = ()
 
 
 def _usable(rule: Rule, machine: Machine, allowed: Sequence[str]) -> tuple[str, ...]:
@@ -93,12 +95,13 @@ RULES: dict[str, Rule] = {
     "fp32": Rule(("tensorrt", "cuda", "cpu"), unable=_nothing_stops_it, slow=_nothing_stops_it),
     # The CPU provider has fp16 kernels for every fused op: fp16 runs there (the export's
     # parity check does), only not faster.
-    "fp16": Rule(("tensorrt", "cuda", "cpu"), unable=_nothing_stops_it, slow=_no_gpu),
-    "bf16": Rule(("openvino",), unable=_no_bf16, slow=_no_bf16),
+    "fp16": Rule(
+        ("tensorrt", "cuda", "cpu"), unable=_nothing_stops_it, slow=_no_gpu, fast_on=GPU_PROVIDERS
+    ),
+    "bf16": Rule(("openvino",), unable=_no_bf16, slow=_no_bf16, fast_on=("openvino",)),
     # Dynamic int8 (MatMulInteger, DynamicQuantizeLinear) is a CPU provider recipe.
-    "int8": Rule(("cpu",), unable=_cpu_left_out, slow=_nothing_stops_it),
+    "int8": Rule(("cpu",), unable=_cpu_left_out, slow=_nothing_stops_it, fast_on=("cpu",)),
 }
-FAST_ON = {"fp32": (), "fp16": GPU_PROVIDERS, "bf16": ("openvino",), "int8": ("cpu",)}
 
 
 def choose(manifest: Manifest, machine: Machine, settings: Settings) -> list[Route]:
@@ -163,7 +166,8 @@ def _route(
     reason: str,
     forced: bool = False,
 ) -> Route:
-    providers = _usable(RULES[precision], machine, settings.providers)
+    rule = RULES[precision]
+    providers = _usable(rule, machine, settings.providers)
     options: dict[str, dict[str, str]] = {}
     if "tensorrt" in providers:
         options["tensorrt"] = tensorrt_options(
@@ -172,7 +176,7 @@ def _route(
     if "cuda" in providers:
         options["cuda"] = {"device_id": "0"}
     # Forced, whatever really runs is what was asked for; auto moves on from a fallback.
-    fast_on = providers if forced or not FAST_ON[precision] else FAST_ON[precision]
+    fast_on = providers if forced or not rule.fast_on else rule.fast_on
     return Route(precision, providers, fast_on, options, reason)
 
 
