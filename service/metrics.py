@@ -6,9 +6,18 @@ Names and labels follow the contract; each metric is recorded where its decision
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -139,6 +148,15 @@ class Metrics:
             registry=r,
         )
 
+        # process_cpu_seconds_total and the rest of Prometheus' standard process metrics.
+        ProcessCollector(registry=r)
+
+    def count_engine_cpu(self, read: Callable[[], dict[str, float]]) -> None:
+        """Export attnserve_engine_cpu_seconds_total from `read` (model -> seconds so far),
+        called at each scrape. Against process_cpu_seconds_total it tells the CPU a server
+        spends outside its engines."""
+        self.registry.register(_EngineCpu(read))
+
     def start_at_zero(self, model: str, tasks: Iterable[str]) -> None:
         """Create every series of a model that serves `tasks`, at zero.
 
@@ -166,3 +184,19 @@ class Metrics:
         """Start the /metrics HTTP endpoint in a thread; returns the bound port."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return int(server.server_port)
+
+
+class _EngineCpu(Collector):
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "attnserve_engine_cpu_seconds",
+            "CPU time spent inside the model's engines (onnxruntime or OpenVINO runs: the "
+            "calling thread and the sessions' own threads), user and system.",
+            labels=["model"],
+        )
+        for model, seconds in self._read().items():
+            family.add_metric([model], seconds)
+        yield family

@@ -16,7 +16,7 @@ from service.config import ConfigError, Settings
 from service.errors import ModelNotFound, TaskNotSupported, Unavailable
 from service.metrics import Metrics
 from service.model_format import MANIFEST_FILE, Manifest, ManifestError, check_files
-from service.runtime.engine import EngineError
+from service.runtime.engine import Engine, EngineError
 from service.runtime.machine import Machine, detect
 from service.runtime.precision import Route, choose
 from service.seq2seq.batcher import ContinuousBatcher
@@ -57,6 +57,7 @@ class Model:
     # Its work queues, which the drain closes (Repository.schedulers and batchers).
     schedulers: list[Scheduler] = field(default_factory=list)
     batchers: list[ContinuousBatcher] = field(default_factory=list)
+    engines: list[Engine] = field(default_factory=list)  # for its engine CPU time
 
     @property
     def tasks(self) -> list[str]:
@@ -193,3 +194,11 @@ class Repository:
 
     def schedulers(self) -> list[Scheduler]:
         return [s for m in self.models.values() for s in m.schedulers]
+
+    def engine_cpu_seconds(self) -> dict[str, float]:
+        """Each model's CPU time inside its engines so far (attnserve_engine_cpu_seconds)."""
+        return {
+            m.name: sum(e.cpu.seconds() for e in m.engines)
+            for m in list(self.models.values())
+            if m.engines
+        }

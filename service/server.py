@@ -47,6 +47,7 @@ class AttnServer:
         self.settings = settings
         self.metrics = Metrics()
         self.repository = Repository(settings, self.metrics)
+        self.metrics.count_engine_cpu(self.repository.engine_cpu_seconds)
         self.calls = CallRunner(self.repository, self.metrics)
         self.health = health.aio.HealthServicer()
         self._services = [TEXT_INFERENCE.full_name, KSERVE.full_name]

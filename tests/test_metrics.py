@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import grpc
@@ -92,3 +93,69 @@ def test_every_series_is_there_at_zero_from_the_first_scrape(repository: Path) -
                 assert {s.labels["task"] for s in mine} == set(tasks), name
     ready = {s.labels["model"]: s.value for s in families["attnserve_model_ready"].samples}
     assert ready == {"minilm": 1.0, "embedder": 1.0, "broken": 0.0}
+
+
+def _totals(text: str, model: str) -> dict[str, float]:
+    wanted = {
+        "process_cpu_seconds_total": {},
+        "attnserve_engine_cpu_seconds_total": {"model": model},
+        "attnserve_inference_duration_seconds_sum": {"model": model},
+    }
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in wanted and s.labels == wanted[s.name]:
+                found[s.name] = s.value
+    assert set(found) == set(wanted), found
+    return found
+
+
+def test_engine_cpu_time_is_counted_apart_from_the_process(server: ServerProcess) -> None:
+    """The engine's CPU time covers its runs (at least their wall time on one thread) and
+    stays within the process's: the bench reads the CPU outside the engine from the two."""
+    stub = pb_grpc.TextInferenceStub(server.channel)
+    before = _totals(server.scrape(), "minilm")
+    long_text = " ".join(["the engine counts the time it spends on every token"] * 20)
+    for _ in range(10):
+        stub.Embed(pb.EmbedRequest(texts=[long_text] * 4), timeout=30)
+    after = _totals(server.scrape(), "minilm")
+    spent = {name: after[name] - before[name] for name in before}
+    engine = spent["attnserve_engine_cpu_seconds_total"]
+    assert engine >= 0.5 * spent["attnserve_inference_duration_seconds_sum"] > 0
+    # /proc counts in clock ticks (10 ms): allow one tick per thread of rounding.
+    assert engine <= spent["process_cpu_seconds_total"] + 0.05
+
+
+def test_threads_a_session_starts_count_as_the_engines() -> None:
+    """Threads started while a session is created (onnxruntime's pool) are found by the name
+    they inherit, and their CPU time counts; the creating thread's name is given back."""
+    import time
+
+    from service.runtime.engine_cpu import EngineCpu
+
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    cpu = EngineCpu()
+    before = Path("/proc/self/comm").read_text()
+    worker = cpu.starting_threads(lambda: threading.Thread(target=busy, daemon=True))
+    worker.start()  # started after the name is given back: not the engine's
+    pool = cpu.starting_threads(lambda: _started(threading.Thread(target=busy, daemon=True)))
+    time.sleep(0.5)
+    counted = cpu.seconds()  # the pool thread's, not the other busy thread's
+    stop.set()
+    pool.join()
+    worker.join()
+    assert cpu.pool_threads == 1
+    assert Path("/proc/self/comm").read_text() == before
+    assert 0.1 <= counted <= 0.55
+    cpu.running(lambda: sum(range(2_000_000)))
+    assert cpu.seconds() > 0.01  # the calling thread's share (the pool thread is gone)
+
+
+def _started(thread: threading.Thread) -> threading.Thread:
+    thread.start()
+    return thread

@@ -15,6 +15,7 @@ from typing import TypeAlias
 import numpy as np
 import onnxruntime as ort
 
+from service.runtime.engine_cpu import EngineCpu
 from service.runtime.machine import ORT_PROVIDERS, SHORT_NAMES, available_providers
 from service.runtime.openvino_session import OpenVINOSession, Tensor
 from service.runtime.precision import GPU_PROVIDERS, Route
@@ -78,8 +79,12 @@ class Engine:
             )
         count = sessions(wanted[0])
         share = max(1, threads // count)
+        self.cpu = EngineCpu()
 
         def load(session_threads: int) -> Session:
+            return self.cpu.starting_threads(lambda: open_session(session_threads))
+
+        def open_session(session_threads: int) -> Session:
             try:
                 if wanted[0] == "openvino":  # OpenVINO's own runtime, not an ORT provider
                     return OpenVINOSession(path, route.precision, session_threads)
@@ -168,8 +173,8 @@ class Engine:
 
     def _run(self, session: Session, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         if not isinstance(session, ort.InferenceSession) or not self._device:
-            return list(session.run(self.output_names, dict(feeds)))
-        return run_bound(session, feeds, self.output_names, self._device)
+            return self.cpu.running(lambda: list(session.run(self.output_names, dict(feeds))))
+        return self.cpu.running(lambda: run_bound(session, feeds, self.output_names, self._device))
 
 
 def run_bound(

@@ -78,6 +78,7 @@ class Builders:
         assert manifest.seq2seq is not None
         settings, spec = self._settings, manifest.seq2seq
         graphs = Seq2SeqGraphs(model.name, folder, spec, route, settings.threads())
+        model.engines.extend([graphs.encoder, graphs.decoder])
         tokenizer = TextTokenizer(folder / manifest.tokenizer_file, manifest.max_sequence_length)
         if tokenizer.vocab_size > spec.vocab_size:
             raise ModelLoadError(
@@ -110,6 +111,7 @@ class Builders:
             settings.threads(),
             settings.sessions_for,
         )
+        model.engines.append(engine)
         up_to = manifest.variant.fp32_rows_up_to
         if up_to:
             fp32 = Engine(
@@ -120,6 +122,7 @@ class Builders:
                 settings.sessions_for,
             )
             engine.send_short_rows(fp32, up_to)
+            model.engines.append(fp32)
         missing = set(engine.input_names) - set(ID_INPUTS)
         if missing:
             raise ModelLoadError(f"the ONNX graph has inputs this server cannot feed: {missing}")
