@@ -144,7 +144,7 @@ class RowQueue:
         padded = head.length
         down = head.length  # next length to look at going down (<= padded)
         up = head.length + 1  # next length to look at going up (> padded)
-        while len(rows) < max_rows:
+        while len(rows) < max_rows and self.rows:  # none left: no lengths to scan
             while down > 0 and self._live[down] == 0:
                 down -= 1
             while up <= self.max_length and self._live[up] == 0:

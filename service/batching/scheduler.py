@@ -103,6 +103,15 @@ class Scheduler:
         self._engine = engine
         self._queue = RowQueue(max_length)
         self._metrics = metrics
+        # This model's series, looked up once: a labels() call per use was a tenth of the
+        # loop thread's CPU per request (scripts/handler_cpu.py, docs/request-path.md).
+        self._depth = metrics.queue_depth.labels(model)
+        self._queued_tokens = metrics.queued_tokens.labels(model)
+        self._batch_size = metrics.batch_size.labels(model)
+        self._batch_tokens = metrics.batch_tokens.labels(model)
+        self._batch_padding = metrics.batch_padding.labels(model)
+        self._waited = metrics.queue_duration.labels(model)
+        self._inference = metrics.inference_duration.labels(model)
         self._clock = clock
         self._dispatched = 0  # batches handed to workers and not yet finished
         self._solo = False  # the running batch has the engine to itself
@@ -192,8 +201,8 @@ class Scheduler:
             self._publish_depth()
 
     def _publish_depth(self) -> None:
-        self._metrics.queue_depth.labels(self.model).set(len(self._queue))
-        self._metrics.queued_tokens.labels(self.model).set(self._queue.tokens)
+        self._depth.set(len(self._queue))
+        self._queued_tokens.set(self._queue.tokens)
 
     def _ready_to_dispatch(self, now: float) -> tuple[bool, float | None]:
         """Whether to cut a batch now; if not, when to look again."""
@@ -249,13 +258,11 @@ class Scheduler:
         )
 
     def _record_batch(self, batch: Batch, now: float) -> None:
-        m = self._metrics
-        m.batch_size.labels(self.model).observe(len(batch.rows))
-        m.batch_tokens.labels(self.model).observe(batch.tokens)
-        m.batch_padding.labels(self.model).observe(batch.padding_ratio)
-        waited = m.queue_duration.labels(self.model)
+        self._batch_size.observe(len(batch.rows))
+        self._batch_tokens.observe(batch.tokens)
+        self._batch_padding.observe(batch.padding_ratio)
         for row in batch.rows:
-            waited.observe(now - row.entry.enqueued)
+            self._waited.observe(now - row.entry.enqueued)
 
     def _observe_rate(self, tokens: int, seconds: float, solo: bool) -> None:
         # Queued work runs in full batches, and a small batch's fixed costs make its rate a
@@ -287,7 +294,7 @@ class Scheduler:
                 _fail(row.entry, Unavailable(f"model {self.model} failed to run: {error}"))
         else:
             per_row, seconds = done.result()
-            self._metrics.inference_duration.labels(self.model).observe(seconds)
+            self._inference.observe(seconds)
             self._observe_rate(batch.real_tokens, seconds, solo)
             for row, outputs in zip(batch.rows, per_row, strict=True):
                 _deliver(row, outputs)
