@@ -21,6 +21,7 @@ from bench import engine as eng
 from bench.baseline import sentence_transformers_rate
 from bench.goals import BATCHING_OFF, DEFAULT, INT8, SERVERS
 from bench.server_load import Server, run_load
+from bench.tasks import tasks_section
 from service import model_format
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,25 +152,6 @@ def server_section(results: dict[str, Any], texts: list[str], quick: bool) -> No
     results["server"] = runs
 
 
-def tasks_section(results: dict[str, Any], texts: list[str]) -> None:
-    """Answer and Summarize on the default model beside Embed, on one default server: one
-    request per corpus text (Answer: a fixed question over the text; Summarize: four
-    consecutive texts as one document, 2 sentences back), loaded and alone. Summarize runs
-    16 clients, not 64: 64 documents of ~16 sentences queue more than the 2 s the server
-    admits, and it refuses most of them (as it should)."""
-    documents = [" ".join(texts[i : i + 4]) for i in range(0, len(texts) - 3, 4)]
-    inputs = {"embed": texts[:512], "answer": texts[:512], "summarize": documents[:192]}
-    loaded = {"embed": 64, "answer": 64, "summarize": 16}
-    runs = []
-    with Server(MODELS, []) as server:
-        for task, items in inputs.items():
-            for c in (loaded[task], 1):
-                result = run_load(server, "minilm", items[: 200 if c == 1 else None], c, task)
-                log(f"task {task}, concurrency {c}: {asdict(result)}")
-                runs.append({"task": task, **asdict(result)})
-    results["tasks"] = runs
-
-
 def cpu_name() -> str:
     """The CPU's model name and the vector units that matter here: relative speeds flip
     between the machines this runs on, so every figure names them."""
@@ -217,7 +199,7 @@ def main() -> int:
     precision_section(results, MODELS, rows, tokenize, THREADS, DEFAULT_BATCH_TOKENS["cpu"], log)
     sentence_transformers_section(results, texts)
     server_section(results, texts, args.quick)
-    tasks_section(results, texts)
+    tasks_section(results, MODELS, texts, THREADS, log)
     from bench.goals import goal_rounds
 
     goal_rounds(results, MODELS, rows, texts, THREADS, args.rounds, log)

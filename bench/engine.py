@@ -161,17 +161,6 @@ def schedule_rate(encoder: Encoder, batches: Sequence[Sequence[np.ndarray]]) -> 
     return sum(len(b) for b in batches) / (time.perf_counter() - started)
 
 
-def schedule_cpu_ms(encoder: Encoder, batches: Sequence[Sequence[np.ndarray]]) -> float:
-    """This process's CPU time per row over one pass of the schedule: the engine's own cost
-    (its threads spin through a run, as the server's do), to set against the server's."""
-    for b in batches[:2]:
-        encoder.run_padded(b)
-    started = time.process_time()
-    for b in batches:
-        encoder.run_padded(b)
-    return (time.process_time() - started) * 1000 / sum(len(b) for b in batches)
-
-
 def interleaved_rates(
     encoders: Mapping[str, Encoder], batches: Sequence[Sequence[np.ndarray]], chunks: int = 8
 ) -> dict[str, float]:

@@ -33,8 +33,12 @@ class LoadResult:
     mean_batch_size: float
     padding_ratio: float
     errors: int
-    # The server process's CPU time (all its threads, user + system) per request.
+    # The server process's CPU time (all its threads, user + system) per request, and the
+    # part of it inside its engines (attnserve_engine_cpu_seconds_total), from the same
+    # scrapes: their difference is what the request path around the engine costs.
     cpu_ms_per_request: float
+    engine_cpu_ms_per_request: float
+    outside_engine_cpu_ms_per_request: float
 
 
 class Server(ServerProcess):
@@ -55,16 +59,18 @@ class Server(ServerProcess):
         return float(times.user + times.system)
 
     def batch_stats(self) -> dict[str, float]:
-        """Batches, rows, computed (padded) tokens and real tokens so far, from /metrics."""
+        """Batches, rows, computed (padded) tokens, real tokens, the process's CPU seconds
+        and its engines' so far, from one scrape of /metrics."""
         text = self.scrape()
         names = {
             "attnserve_batch_size_count": "batches",
             "attnserve_batch_size_sum": "rows",
             "attnserve_batch_tokens_sum": "padded",
             "attnserve_input_tokens_total": "real",
+            "process_cpu_seconds_total": "cpu",
+            "attnserve_engine_cpu_seconds_total": "engine_cpu",
         }
         values = dict.fromkeys(names.values(), 0.0)
-        values["cpu"] = self.cpu_seconds()
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.name in names:
@@ -155,6 +161,22 @@ def run_interleaved(
     return aio, blocking, float(np.percentile(bare_s, 50) * 1000)
 
 
+def run_alone(server: Server, model: str, texts: list[str], task: str = "embed") -> LoadResult:
+    """One request at a time from a blocking stub: a lone client, without an event loop of
+    its own on the same cores."""
+    before = server.batch_stats()
+    method, request = CALLS[task]
+    latencies = []
+    with grpc.insecure_channel(server.target) as channel:
+        call = getattr(pb_grpc.TextInferenceStub(channel), method)
+        call(request(texts[0], model), timeout=30)
+        for text in texts:
+            started = time.perf_counter()
+            call(request(text, model), timeout=60)
+            latencies.append(time.perf_counter() - started)
+    return _result(server, before, latencies, 0, sum(latencies), 1, len(texts), len(texts) + 1)
+
+
 def run_load(
     server: Server, model: str, texts: list[str], concurrency: int, task: str = "embed"
 ) -> LoadResult:
@@ -180,6 +202,8 @@ def _result(
     after = server.batch_stats()
     delta = {k: after[k] - before[k] for k in after}
     ms = np.array(latencies) * 1000
+    # Over every request the server saw since `before` (both clients when interleaved).
+    cpu, engine = (delta[k] * 1000 / (served or requests) for k in ("cpu", "engine_cpu"))
     return LoadResult(
         concurrency=concurrency,
         requests=requests,
@@ -191,6 +215,7 @@ def _result(
         mean_batch_size=delta["rows"] / max(delta["batches"], 1),
         padding_ratio=1.0 - delta["real"] / max(delta["padded"], 1),
         errors=errors,
-        # Over every request the server saw since `before` (both clients when interleaved).
-        cpu_ms_per_request=delta["cpu"] * 1000 / (served or requests),
+        cpu_ms_per_request=cpu,
+        engine_cpu_ms_per_request=engine,
+        outside_engine_cpu_ms_per_request=cpu - engine,
     )
