@@ -99,6 +99,30 @@ async def test_a_batch_alone_runs_solo_and_nothing_starts_beside_it() -> None:
     await scheduler.close()
 
 
+async def test_a_lone_requests_batches_run_solo_one_after_another() -> None:
+    # Rows too different in length for one batch: two batches, both on the solo session,
+    # the second started when the first ends (not beside it on the pool).
+    engine = GatedEngine(concurrency=2, has_solo=True)
+    scheduler, _ = make(engine, padding_slack=0.125)
+    engine.gate.clear()
+    lone = asyncio.create_task(scheduler.submit(rows(4, 40)))
+    await asyncio.sleep(0.05)
+    assert engine.solo == [True]
+    engine.gate.set()
+    await lone
+    assert engine.solo == [True, True]
+    # Two requests waiting together behind a running batch: theirs share the pool.
+    engine.gate.clear()
+    running = asyncio.create_task(scheduler.submit(rows(4)))
+    await asyncio.sleep(0.05)
+    waiting = [asyncio.create_task(scheduler.submit(rows(n))) for n in (4, 40)]
+    await asyncio.sleep(0.05)
+    engine.gate.set()
+    await asyncio.gather(running, *waiting)
+    assert engine.solo == [True, True, True, False, False]
+    await scheduler.close()
+
+
 async def test_queue_bound_refuses_at_once() -> None:
     engine = GatedEngine()
     scheduler, _ = make(engine, max_queued_tokens=100)

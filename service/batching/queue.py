@@ -118,6 +118,10 @@ class RowQueue:
         self._compact()
         return dropped
 
+    def only_from(self, entry: Entry) -> bool:
+        """Whether every row still queued belongs to `entry` (true of an empty queue)."""
+        return all(e is entry or e.dead or not e.untaken for e in self._entries)
+
     def oldest_enqueued(self) -> float | None:
         times = [e.enqueued for e in self._entries if e.untaken and not e.dead]
         return min(times) if times else None
