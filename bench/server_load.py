@@ -161,20 +161,31 @@ def run_interleaved(
     return aio, blocking, float(np.percentile(bare_s, 50) * 1000)
 
 
-def run_alone(server: Server, model: str, texts: list[str], task: str = "embed") -> LoadResult:
+def run_alone(
+    server: Server,
+    model: str,
+    texts: list[str],
+    task: str = "embed",
+    bare: Callable[[int], float] | None = None,
+) -> tuple[LoadResult, float]:
     """One request at a time from a blocking stub: a lone client, without an event loop of
-    its own on the same cores."""
+    its own on the same cores. With `bare`, request i is preceded by `bare(i)` (the same
+    work on the bare engine, in seconds), so that the VM's drift stays out of the
+    difference; returns the result and bare's p50 in ms (0 without it)."""
     before = server.batch_stats()
     method, request = CALLS[task]
-    latencies = []
+    latencies, bare_s = [], []
     with grpc.insecure_channel(server.target) as channel:
         call = getattr(pb_grpc.TextInferenceStub(channel), method)
         call(request(texts[0], model), timeout=30)
-        for text in texts:
+        for i, text in enumerate(texts):
+            if bare is not None:
+                bare_s.append(bare(i))
             started = time.perf_counter()
             call(request(text, model), timeout=60)
             latencies.append(time.perf_counter() - started)
-    return _result(server, before, latencies, 0, sum(latencies), 1, len(texts), len(texts) + 1)
+    result = _result(server, before, latencies, 0, sum(latencies), 1, len(texts), len(texts) + 1)
+    return result, float(np.percentile(bare_s, 50) * 1000) if bare_s else 0.0
 
 
 def run_load(

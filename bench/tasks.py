@@ -6,7 +6,8 @@ each sentence of the document. The rows come from the server's own code (sentenc
 tokenizer), so the bare engine does exactly the server's work without the server around it:
 loaded, every request's rows batched together; alone, one request's rows at a time; each on the
 faster of two schedules (length-sorted under the server's token budget, or the server's own
-cut). A lone client is a blocking stub.
+cut). A lone client is a blocking stub, each request preceded by the same work on the bare
+engine (interleaved: this VM drifts between minutes).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,24 +71,23 @@ def schedules(rows: list[np.ndarray]) -> list[list[list[np.ndarray]]]:
     return [eng.sorted_budget_batches(rows, BUDGET), server_cut(rows)]
 
 
-def bare_figures(encoder: eng.Encoder, requests: list[list[np.ndarray]]) -> dict[str, float]:
-    """Requests per second with every request's rows batched together, and the p50 of one
-    request's rows run alone, each on the faster of `schedules`."""
+def bare_rate(encoder: eng.Encoder, requests: list[list[np.ndarray]]) -> float:
+    """Requests per second with every request's rows batched together, on the faster of
+    `schedules`."""
     rows = [row for request in requests for row in request]
     per_second = max(eng.schedule_rate(encoder, s) for s in schedules(rows))
-    latencies = []
-    for request in requests[:ALONE_REQUESTS]:
-        best = float("inf")
-        for schedule in schedules(request):
-            started = time.perf_counter()
-            for batch in schedule:
-                encoder.run_padded(batch)
-            best = min(best, time.perf_counter() - started)
-        latencies.append(best)
-    return {
-        "bare_requests_per_s": per_second * len(requests) / len(rows),
-        "bare_alone_p50_ms": float(np.percentile(latencies, 50) * 1000),
-    }
+    return per_second * len(requests) / len(rows)
+
+
+def bare_alone(encoder: eng.Encoder, requests: list[list[np.ndarray]], i: int) -> float:
+    """Seconds for request i's rows alone, on the faster of `schedules`."""
+    best = float("inf")
+    for schedule in schedules(requests[i]):
+        started = time.perf_counter()
+        for batch in schedule:
+            encoder.run_padded(batch)
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def tasks_section(
@@ -104,10 +105,17 @@ def tasks_section(
     runs = []
     with Server(models, []) as server:
         for task, items in task_inputs(texts).items():
-            bare = bare_figures(encoder, [request_rows(task, t, tokenizer) for t in items])
+            requests = [request_rows(task, t, tokenizer) for t in items]
             loaded = run_load(server, "minilm", items, LOADED_CLIENTS[task], task)
-            alone = run_alone(server, "minilm", items[:ALONE_REQUESTS], task)
-            for result in (loaded, alone):
-                log(f"task {task}, concurrency {result.concurrency}: {asdict(result)}; {bare}")
-                runs.append({"task": task, **bare, **asdict(result)})
+            bare = {"bare_requests_per_s": bare_rate(encoder, requests)}
+            runs.append({"task": task, **bare, **asdict(loaded)})
+            alone, bare_p50 = run_alone(
+                server,
+                "minilm",
+                items[:ALONE_REQUESTS],
+                task,
+                partial(bare_alone, encoder, requests),
+            )
+            runs.append({"task": task, "bare_alone_p50_ms": bare_p50, **asdict(alone)})
+            log(f"task {task}: {runs[-2]}; {runs[-1]}")
     results["tasks"] = runs
