@@ -150,12 +150,14 @@ class Metrics:
 
         # process_cpu_seconds_total and the rest of Prometheus' standard process metrics.
         ProcessCollector(registry=r)
+        self._engine_cpu = _EngineCpu()
+        r.register(self._engine_cpu)
 
     def count_engine_cpu(self, read: Callable[[], dict[str, float]]) -> None:
-        """Export attnserve_engine_cpu_seconds_total from `read` (model -> seconds so far),
+        """Fill attnserve_engine_cpu_seconds_total from `read` (model -> seconds so far),
         called at each scrape. Against process_cpu_seconds_total it tells the CPU a server
         spends outside its engines."""
-        self.registry.register(_EngineCpu(read))
+        self._engine_cpu.read = read
 
     def start_at_zero(self, model: str, tasks: Iterable[str]) -> None:
         """Create every series of a model that serves `tasks`, at zero.
@@ -187,8 +189,8 @@ class Metrics:
 
 
 class _EngineCpu(Collector):
-    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
-        self._read = read
+    def __init__(self) -> None:
+        self.read: Callable[[], dict[str, float]] = dict  # no engines until a server sets it
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
@@ -197,6 +199,6 @@ class _EngineCpu(Collector):
             "calling thread and the sessions' own threads), user and system.",
             labels=["model"],
         )
-        for model, seconds in self._read().items():
+        for model, seconds in self.read().items():
             family.add_metric([model], seconds)
         yield family
