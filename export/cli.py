@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="model directory to write")
     parser.add_argument("--name", help="model name (default: the --out folder's name)")
     parser.add_argument("--int8", action="store_true", help="dynamic int8 quantization")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (%(default)s)")
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        help="ONNX opset of encoder graphs (%(default)s); summarization graphs are always 23",
+    )
     parser.add_argument(
         "--allow-unfused",
         action="store_true",
@@ -78,7 +83,7 @@ def _export(args: argparse.Namespace) -> None:
     if args.task == SUMMARIZATION:
         from export import summarization
 
-        summarization.export(source, out, name=args.name or out.name, opset=args.opset)
+        summarization.export(source, out, name=args.name or out.name)
         return
     from export import feature_extraction
 

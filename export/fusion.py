@@ -9,6 +9,9 @@ from onnxruntime.transformers.optimizer import optimize_model
 
 # onnxruntime's fused kernels (Attention, SkipLayerNormalization, ...) live in this domain.
 FUSED_DOMAIN = "com.microsoft"
+# Standard ops that are one fused kernel in onnxruntime: ONNX's own Attention (opset 23),
+# which the seq2seq graphs use.
+FUSED_STANDARD_OPS = ("Attention",)
 # Standard ops left behind when a fusion missed: Softmax is attention that was not fused,
 # ReduceMean/LayerNormalization a layer norm, Erf a GELU.
 UNFUSED_OP_TYPES = ("Softmax", "LayerNormalization", "ReduceMean", "Erf")
@@ -42,7 +45,12 @@ def fuse(raw: Path, out: Path, optimizer_type: str, num_heads: int, hidden_size:
 
 def summarize_graph(path: Path) -> GraphSummary:
     graph = onnx.load(str(path), load_external_data=False).graph
-    fused = Counter(node.op_type for node in graph.node if node.domain == FUSED_DOMAIN)
+    fused = Counter(
+        node.op_type
+        for node in graph.node
+        if node.domain == FUSED_DOMAIN
+        or (node.domain in ("", "ai.onnx") and node.op_type in FUSED_STANDARD_OPS)
+    )
     bare = Counter(node.op_type for node in graph.node if node.domain in ("", "ai.onnx"))
     return GraphSummary(
         inputs=[value.name for value in graph.input],

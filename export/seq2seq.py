@@ -22,6 +22,8 @@ the model's own modules (projections, norms, feed-forward), and the parity check
 transformers' logits.
 """
 
+import contextlib
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.export import Dim
 from transformers import AutoModelForSeq2SeqLM, GenerationConfig
 from transformers.models.t5.modeling_t5 import T5Attention
 
@@ -38,10 +41,7 @@ from export.source import SourceFolder
 from service.model_format import (
     CROSS,
     ENCODER_INPUTS,
-    LAST_HIDDEN_STATE,
-    LOGITS,
     PAST,
-    PRESENT,
     Generation,
     cache_names,
     decoder_inputs,
@@ -49,8 +49,11 @@ from service.model_format import (
     encoder_outputs,
 )
 
-# config.model_type → the onnxruntime.transformers optimizer type for its graphs.
-OPTIMIZER_TYPES = {"t5": "t5", "mt5": "t5", "bart": "bart"}
+# config.model_type → the family whose graphs this module writes (T5 or BART).
+FAMILIES = {"t5": "t5", "mt5": "t5", "bart": "bart"}
+# The first opset with the standard Attention op, which the dynamo exporter writes for every
+# scaled_dot_product_attention and onnxruntime runs on CPU and CUDA.
+ATTENTION_OPSET = 23
 # The longest decoder a T5 is asked for: relative positions have no table to run out of.
 T5_DECODER_LIMIT = 1024
 # Generation settings that change what greedy or beam search returns and that the server
@@ -78,7 +81,7 @@ class Seq2Seq:
     decoder: nn.Module
     class_name: str
     model_type: str
-    optimizer_type: str
+    family: str
     d_model: int
     num_layers: int  # decoder layers: the cache has two tensors per layer per kind
     num_heads: int
@@ -94,22 +97,22 @@ class Seq2Seq:
 
 
 def check_supported(source: SourceFolder) -> str:
-    optimizer_type = OPTIMIZER_TYPES.get(source.model_type)
+    family = FAMILIES.get(source.model_type)
     architectures = source.config.get("architectures") or ["?"]
-    if optimizer_type is None or not str(architectures[0]).endswith("ForConditionalGeneration"):
-        supported = ", ".join(sorted(OPTIMIZER_TYPES))
+    if family is None or not str(architectures[0]).endswith("ForConditionalGeneration"):
+        supported = ", ".join(sorted(FAMILIES))
         raise ExportError(
             f"architecture {architectures[0]} (model_type {source.model_type!r}) is not "
             f"supported for summarization; supported: *ForConditionalGeneration of {supported}"
         )
-    return optimizer_type
+    return family
 
 
 def load(source: SourceFolder) -> Seq2Seq:
-    optimizer_type = check_supported(source)
+    family = check_supported(source)
     model = load_pretrained(AutoModelForSeq2SeqLM, source)
     config = model.config
-    is_t5 = optimizer_type == "t5"
+    is_t5 = family == "t5"
     if is_t5:
         decoder: nn.Module = _T5Step(model)
         heads, d_kv = config.num_heads, config.d_kv
@@ -126,11 +129,16 @@ def load(source: SourceFolder) -> Seq2Seq:
         position_limit = decoder_limit = config.max_position_embeddings
     return Seq2Seq(
         model=model,
-        encoder=_EncoderWithCrossCache(model, _cross_projections(model, is_t5), heads, d_kv).eval(),
+        encoder=_EncoderWithCrossCache(
+            _T5Encoder(model) if is_t5 else _BartEncoder(model),
+            _cross_projections(model, is_t5),
+            heads,
+            d_kv,
+        ).eval(),
         decoder=decoder.eval(),
         class_name=type(model).__name__,
         model_type=config.model_type,
-        optimizer_type=optimizer_type,
+        family=family,
         d_model=config.d_model,
         num_layers=layers,
         num_heads=heads,
@@ -202,12 +210,10 @@ def _heads(states: torch.Tensor, heads: int, d_kv: int) -> torch.Tensor:
 def _attend(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, bias: torch.Tensor, scale: float
 ) -> torch.Tensor:
-    """Eager attention as transformers computes it; [batch, 1, heads * d_kv]."""
-    scores = torch.matmul(query, key.transpose(2, 3))
-    if scale != 1.0:
-        scores = scores * scale
-    weights = nn.functional.softmax(scores + bias, dim=-1)
-    out = torch.matmul(weights, value).transpose(1, 2)
+    """Attention as one scaled_dot_product_attention: the dynamo exporter writes it as ONNX's
+    own Attention op (opset 23), bias added to the scores; [batch, length, heads * d_kv]."""
+    out = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=bias, scale=scale)
+    out = out.transpose(1, 2).contiguous()  # a view of a transpose does not export
     return out.reshape(out.shape[0], out.shape[1], -1)
 
 
@@ -229,20 +235,70 @@ def _cross_projections(model: Any, is_t5: bool) -> list[tuple[nn.Module, nn.Modu
     ]
 
 
+class _T5Encoder(nn.Module):
+    """T5's encoder stack with its self-attention through `_attend`: transformers' own sdpa
+    path reshapes a transposed view, which the dynamo exporter cannot decompose."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        config = model.config
+        self.stack = model.encoder
+        self.heads, self.d_kv = config.num_heads, config.d_kv
+        self.buckets = config.relative_attention_num_buckets
+        self.max_distance = config.relative_attention_max_distance
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        length = input_ids.shape[1]
+        positions = torch.arange(length, dtype=torch.long)
+        relative = positions[None, :] - positions[:, None]  # key position - query position
+        bucket = T5Attention._relative_position_bucket(
+            relative, bidirectional=True, num_buckets=self.buckets, max_distance=self.max_distance
+        )
+        first = self.stack.block[0].layer[0].SelfAttention
+        bias = first.relative_attention_bias(bucket).permute([2, 0, 1]).unsqueeze(0)
+        bias = bias + _additive_mask(attention_mask)
+        hidden = self.stack.embed_tokens(input_ids)
+        for block in self.stack.block:
+            layer = block.layer[0]
+            attention = layer.SelfAttention
+            normed = layer.layer_norm(hidden)
+            query = _heads(attention.q(normed), self.heads, self.d_kv)
+            key = _heads(attention.k(normed), self.heads, self.d_kv)
+            value = _heads(attention.v(normed), self.heads, self.d_kv)
+            hidden = hidden + attention.o(_attend(query, key, value, bias, 1.0))
+            hidden = block.layer[1](hidden)  # the feed-forward, its residual included
+        return self.stack.final_layer_norm(hidden)
+
+
+class _BartEncoder(nn.Module):
+    """BART's encoder as transformers writes it, on its sdpa attention."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        model.model.encoder.set_attn_implementation("sdpa")
+        self.stack = model.model.encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.stack(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+        return out.last_hidden_state
+
+
 class _EncoderWithCrossCache(nn.Module):
     def __init__(
-        self, model: Any, projections: list[tuple[nn.Module, nn.Module]], heads: int, d_kv: int
+        self,
+        encoder: nn.Module,
+        projections: list[tuple[nn.Module, nn.Module]],
+        heads: int,
+        d_kv: int,
     ) -> None:
         super().__init__()
-        self.encoder = model.get_encoder()
+        self.encoder = encoder
         # Flat (key, value, key, value, ...), the order of the graph's cross outputs.
         self.projections = nn.ModuleList(module for pair in projections for module in pair)
         self.heads, self.d_kv = heads, d_kv
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[Any, ...]:
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
-        ).last_hidden_state
+        hidden = self.encoder(input_ids, attention_mask)
         cache = [_heads(project(hidden), self.heads, self.d_kv) for project in self.projections]
         return (hidden, *cache)
 
@@ -368,49 +424,44 @@ def dummy_decoder_feeds(model: Seq2Seq, batch: int, past: int, source: int) -> d
     return {name: feeds[name] for name in model.decoder_inputs}
 
 
-def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path, opset: int) -> None:
+def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path) -> None:
+    """Both graphs by the dynamo exporter at ATTENTION_OPSET: every attention one Attention."""
     batch, source, past = 2, 7, 3
     ids = torch.arange(batch * source, dtype=torch.int64).reshape(batch, source) % model.vocab_size
-    encoder_axes = {name: {0: "batch", 2: "source"} for name in model.encoder_outputs}
-    encoder_axes[LAST_HIDDEN_STATE] = {0: "batch", 1: "source"}
-    decoder_axes: dict[str, dict[int, str]] = {
-        "input_ids": {0: "batch"},
-        "position_ids": {0: "batch"},
-        "attention_mask": {0: "batch", 1: "total"},
-        "encoder_attention_mask": {0: "batch", 1: "source"},
-        LOGITS: {0: "batch"},
+    rows, sources, pasts = Dim("batch"), Dim("source"), Dim("past")
+    per_input: dict[str, dict[int, Any]] = {
+        "input_ids": {0: rows},
+        "position_ids": {0: rows},
+        "attention_mask": {0: rows, 1: pasts + 1},
+        "encoder_attention_mask": {0: rows, 1: sources},
     }
     for name in cache_names(PAST, model.num_layers):
-        decoder_axes[name] = {0: "batch", 2: "past"}
-    for name in cache_names(PRESENT, model.num_layers):
-        decoder_axes[name] = {0: "batch", 2: "total"}
+        per_input[name] = {0: rows, 2: pasts}
     for name in cache_names(CROSS, model.num_layers):
-        decoder_axes[name] = {0: "batch", 2: "source"}
+        per_input[name] = {0: rows, 2: sources}
+    shapes = [per_input[name] for name in model.decoder_inputs]
+    fixed = len(shapes) - 4 * model.num_layers  # the step takes its caches as *caches
     decoder_feeds = dummy_decoder_feeds(model, batch, past, source)
-    with warnings.catch_warnings(), torch.no_grad():
-        # The legacy exporter's deprecation notice and tracer warnings about shape checks.
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        # The exporter prints its progress and warns about torchvision; neither is ours.
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model.encoder,
             (ids, torch.ones_like(ids)),
             str(encoder_path),
-            dynamo=False,
-            opset_version=opset,
+            dynamo=True,
+            opset_version=ATTENTION_OPSET,
             input_names=ENCODER_INPUTS,
             output_names=model.encoder_outputs,
-            dynamic_axes={"input_ids": {0: "batch", 1: "source"}, **encoder_axes}
-            | {"attention_mask": {0: "batch", 1: "source"}},
-            do_constant_folding=True,
+            dynamic_shapes=({0: rows, 1: sources}, {0: rows, 1: sources}),
         )
         torch.onnx.export(
             model.decoder,
             tuple(decoder_feeds.values()),
             str(decoder_path),
-            dynamo=False,
-            opset_version=opset,
+            dynamo=True,
+            opset_version=ATTENTION_OPSET,
             input_names=model.decoder_inputs,
             output_names=model.decoder_outputs,
-            dynamic_axes={k: v for k, v in decoder_axes.items() if k in model.decoder_inputs}
-            | {k: v for k, v in decoder_axes.items() if k in model.decoder_outputs},
-            do_constant_folding=True,
+            dynamic_shapes=(*shapes[:fixed], tuple(shapes[fixed:])),
         )

@@ -6,7 +6,6 @@ generation defaults) besides the usual record (fused ops, parity, hashes, versio
 """
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from export import fusion, seq2seq, seq2seq_parity
@@ -32,28 +31,23 @@ SERVING_TASKS = list(KIND_TASKS[EXPORT_TASK])
 GENERATION_CONFIG_FILE = "generation_config.json"
 
 
-def export(source: SourceFolder, out: Path, *, name: str, opset: int) -> None:
+def export(source: SourceFolder, out: Path, *, name: str) -> None:
+    """`attnserve export --task summarization`: the opset is ATTENTION_OPSET, whatever --opset
+    says (the encoders' opset 14 has no Attention op)."""
     seq2seq.check_supported(source)
-    progress = Progress(total_steps=5)
+    progress = Progress(total_steps=4)
     progress.step(f"loading {source.path}")
     model = seq2seq.load(source)
 
-    with (
-        tempfile.TemporaryDirectory(prefix="attnserve-export-") as work_name,
-        staged_directory(out) as staging,
-    ):
-        work = Path(work_name)
-        progress.step(f"exporting encoder and decoder-step graphs (opset {opset})")
-        raw_encoder, raw_decoder = work / "encoder.onnx", work / "decoder.onnx"
-        seq2seq.export_onnx(model, raw_encoder, raw_decoder, opset)
-
-        progress.step(f"fusing with onnxruntime's {model.optimizer_type} optimizer")
-        graphs = {"encoder": (raw_encoder, ENCODER_FILE), "decoder": (raw_decoder, DECODER_FILE)}
-        summaries = {}
-        for role, (raw, file_name) in graphs.items():
-            heads = model.encoder_heads if role == "encoder" else model.num_heads
-            fusion.fuse(raw, staging / file_name, model.optimizer_type, heads, model.d_model)
-            summaries[role] = fusion.summarize_graph(staging / file_name)
+    with staged_directory(out) as staging:
+        opset = seq2seq.ATTENTION_OPSET
+        progress.step(
+            f"exporting encoder and decoder-step graphs (dynamo exporter, opset {opset}: every "
+            "attention one ONNX Attention op)"
+        )
+        graphs = {"encoder": staging / ENCODER_FILE, "decoder": staging / DECODER_FILE}
+        seq2seq.export_onnx(model, graphs["encoder"], graphs["decoder"])
+        summaries = {role: fusion.summarize_graph(path) for role, path in graphs.items()}
 
         progress.step("checking parity with PyTorch (encoder states, decoder logits, greedy ids)")
         max_length = max_sequence_length(source, model.position_limit)
@@ -78,7 +72,8 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int) -> None:
         if (source.path / GENERATION_CONFIG_FILE).is_file():
             shutil.copyfile(source.path / GENERATION_CONFIG_FILE, staging / GENERATION_CONFIG_FILE)
         files = {"encoder": ENCODER_FILE, "decoder": DECODER_FILE, "tokenizer": TOKENIZER_FILE}
-        attention = sum(s.fused.get("MultiHeadAttention", 0) for s in summaries.values())
+        attention = sum(s.attention for s in summaries.values())
+        softmax = sum(s.unfused.get("Softmax", 0) for s in summaries.values())
         manifest = Seq2SeqManifest(
             name=name,
             export_task=EXPORT_TASK,
@@ -104,7 +99,7 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int) -> None:
             fused_ops={role: s.fused for role, s in summaries.items()},
             unfused_ops={role: s.unfused for role, s in summaries.items()},
             # Encoder self-attention, decoder self- and cross-attention per layer.
-            fully_fused=attention == model.num_layers * 2 + _encoder_layers(model),
+            fully_fused=attention == model.num_layers * 2 + _encoder_layers(model) and softmax == 0,
             parity=parity,
             source=source_record(source),
             versions=library_versions(),

@@ -120,6 +120,13 @@ def test_export_records_graphs_parity_and_generation(seq2seq_repository: Path) -
         assert max(parity["encoder_max_abs_diff"], parity["decoder_max_abs_diff"]) <= 1e-4
         assert manifest["num_layers"] == 2 and manifest["num_heads"] == 4
         assert manifest["d_kv"] == 8
+        # Every attention is one ONNX Attention op: the encoder's 2 self-attentions, the
+        # decoder's 2 self- and 2 cross-attentions; no Softmax chain is left.
+        assert manifest["opset"] == 23 and manifest["fully_fused"] is True
+        assert manifest["fused_ops"]["encoder"]["Attention"] == 2
+        assert manifest["fused_ops"]["decoder"]["Attention"] == 4
+        assert manifest["unfused_ops"]["encoder"]["Softmax"] == 0
+        assert manifest["unfused_ops"]["decoder"]["Softmax"] == 0
     bart = yaml.safe_load((seq2seq_repository / "tiny-bart" / "model.yaml").read_text())
     assert bart["generation"]["no_repeat_ngram_size"] == 3
     assert bart["generation"]["forced_eos_token_id"] == 2
