@@ -450,6 +450,7 @@ def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path) -> None:
             (ids, torch.ones_like(ids)),
             str(encoder_path),
             dynamo=True,
+            external_data=False,  # one file per graph, hashed in model.yaml (< 2 GB)
             opset_version=ATTENTION_OPSET,
             input_names=ENCODER_INPUTS,
             output_names=model.encoder_outputs,
@@ -460,6 +461,7 @@ def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path) -> None:
             tuple(decoder_feeds.values()),
             str(decoder_path),
             dynamo=True,
+            external_data=False,  # one file per graph, hashed in model.yaml (< 2 GB)
             opset_version=ATTENTION_OPSET,
             input_names=model.decoder_inputs,
             output_names=model.decoder_outputs,

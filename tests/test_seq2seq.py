@@ -115,6 +115,8 @@ def test_export_records_graphs_parity_and_generation(seq2seq_repository: Path) -
         assert manifest["export_task"] == "summarization" and manifest["tasks"] == ["summarize"]
         assert set(manifest["files"]) == {"encoder", "decoder", "tokenizer"}
         assert set(manifest["sha256"]) == set(manifest["files"].values())
+        # Weights inside the hashed graphs, no external-data file beside them.
+        assert not list((seq2seq_repository / name).glob("*.data"))
         parity = manifest["parity"]
         assert parity["passed"] and parity["greedy_identical"] == parity["sentences"]
         assert max(parity["encoder_max_abs_diff"], parity["decoder_max_abs_diff"]) <= 1e-4
