@@ -146,6 +146,31 @@ def _auto_sentence(auto: dict[str, Any]) -> str:
     )
 
 
+def _peer_rows(s2s: dict[str, Any]) -> list[str]:
+    peers = {f"CTranslate2 4.8.5 {k}": v for k, v in s2s.get("ctranslate2", {}).items()}
+    if "generate" in s2s:
+        peers["transformers generate() (PyTorch)"] = s2s["generate"]
+    rows = []
+    for name, r in peers.items():
+        rows.append(f"| {name}, one request at a time | {r['one_at_a_time_tokens_per_s']:.0f} |")
+        rows.append(f"| {name}, the 16 as one batch | {r['batch_tokens_per_s']:.0f} |")
+    return rows
+
+
+def _peer_ratios(s2s: dict[str, Any]) -> list[str]:
+    ct2 = s2s.get("ctranslate2")
+    if not ct2:
+        return []
+    one, batch = s2s["sequential_16_tokens_per_s"], s2s["concurrent_16_tokens_per_s"]
+    return [
+        "",
+        f"attnserve against CTranslate2 fp32: one request at a time "
+        f"{one / ct2['fp32']['one_at_a_time_tokens_per_s']:.2f}x (goal 1.5x), 16 concurrent "
+        f"against its batch of 16 {batch / ct2['fp32']['batch_tokens_per_s']:.2f}x (goal 1.5x); "
+        f"against CTranslate2 int8's batch of 16 {batch / ct2['int8']['batch_tokens_per_s']:.2f}x.",
+    ]
+
+
 def _task_lines(runs: list[dict[str, Any]] | None) -> list[str]:
     if not runs:
         return []
@@ -425,8 +450,10 @@ def write_report(results: dict[str, Any], out: Path) -> None:
             f"| one request | {s2s['single_tokens_per_s']:.0f} |",
             f"| 16 concurrent, continuous batching | {s2s['concurrent_16_tokens_per_s']:.0f} |",
             f"| the same 16, one at a time | {s2s['sequential_16_tokens_per_s']:.0f} |",
+            *_peer_rows(s2s),
             "",
             f"Continuous batching: {s2s['batching_speedup']:.1f}x one at a time.",
+            *_peer_ratios(s2s),
         ]
     lines.append("")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

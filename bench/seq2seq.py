@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import ctranslate2_peer
 from service import model_format
 from service.metrics import Metrics
 from service.runtime.precision import Route
@@ -66,12 +67,44 @@ def seq2seq_section(
         tokenizer = TextTokenizer(
             root / "t5" / manifest.tokenizer_file, manifest.max_sequence_length
         )
-        sources = [e.ids for e in tokenizer.encode(sentences(CONCURRENT, seed=11, min_words=20))]
+        texts = sentences(CONCURRENT, seed=11, min_words=20)
+        sources = [e.ids for e in tokenizer.encode(texts)]
         out: dict[str, Any] = asyncio.run(_measure(graphs, spec, sources, new_tokens))
+        log("seq2seq: CTranslate2 (side venv build/ct2-venv) and transformers generate()")
+        out["ctranslate2"] = ctranslate2_peer.measure(source, root, texts, new_tokens, threads)
+        out["generate"] = _generate_rates(source, texts, new_tokens, threads)
     out |= {"model": "random t5-small shape", "new_tokens": new_tokens, "threads": threads}
     out["batching_speedup"] = out["concurrent_16_tokens_per_s"] / out["sequential_16_tokens_per_s"]
     log(f"seq2seq: {out}")
     results["seq2seq"] = out
+
+
+def _generate_rates(
+    source: Path, texts: list[str], new_tokens: int, threads: int
+) -> dict[str, float]:
+    """transformers' generate() in PyTorch, greedy, exactly `new_tokens` per request: one
+    request at a time, and the 16 as one padded batch."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    torch.set_num_threads(threads)
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(source)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    options = {"do_sample": False, "num_beams": 1, "max_new_tokens": new_tokens,
+               "min_new_tokens": new_tokens}  # fmt: skip
+
+    def seconds(batch: list[str]) -> float:
+        inputs = tokenizer(batch, return_tensors="pt", padding=True)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(**inputs, **options)
+        return time.perf_counter() - started
+
+    seconds(texts[:2])  # warm-up
+    apart = sum(seconds([text]) for text in texts)
+    together = seconds(texts)
+    tokens = new_tokens * len(texts)
+    return {"one_at_a_time_tokens_per_s": tokens / apart, "batch_tokens_per_s": tokens / together}
 
 
 async def _measure(
