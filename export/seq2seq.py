@@ -81,12 +81,10 @@ class Seq2Seq:
     decoder: nn.Module
     class_name: str
     model_type: str
-    family: str
     d_model: int
     num_layers: int  # decoder layers: the cache has two tensors per layer per kind
     num_heads: int
     d_kv: int
-    encoder_heads: int
     vocab_size: int
     position_limit: int  # longest source the encoder takes
     decoder_limit: int  # most decoder positions (start token included)
@@ -116,7 +114,7 @@ def load(source: SourceFolder) -> Seq2Seq:
     if is_t5:
         decoder: nn.Module = _T5Step(model)
         heads, d_kv = config.num_heads, config.d_kv
-        layers, encoder_heads = config.num_decoder_layers, config.num_heads
+        layers = config.num_decoder_layers
         position_limit = int(getattr(config, "n_positions", 512))
         decoder_limit = T5_DECODER_LIMIT
     else:
@@ -125,7 +123,7 @@ def load(source: SourceFolder) -> Seq2Seq:
         decoder = _BartStep(model)
         heads = config.decoder_attention_heads
         d_kv = config.d_model // heads
-        layers, encoder_heads = config.decoder_layers, config.encoder_attention_heads
+        layers = config.decoder_layers
         position_limit = decoder_limit = config.max_position_embeddings
     return Seq2Seq(
         model=model,
@@ -138,12 +136,10 @@ def load(source: SourceFolder) -> Seq2Seq:
         decoder=decoder.eval(),
         class_name=type(model).__name__,
         model_type=config.model_type,
-        family=family,
         d_model=config.d_model,
         num_layers=layers,
         num_heads=heads,
         d_kv=d_kv,
-        encoder_heads=encoder_heads,
         vocab_size=config.vocab_size,
         position_limit=position_limit,
         decoder_limit=decoder_limit,

@@ -172,9 +172,12 @@ class Engine:
             self._free.put(session)
 
     def _run(self, session: Session, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        if not isinstance(session, ort.InferenceSession) or not self._device:
-            return self.cpu.running(lambda: list(session.run(self.output_names, dict(feeds))))
-        return self.cpu.running(lambda: run_bound(session, feeds, self.output_names, self._device))
+        def run() -> list[np.ndarray]:
+            if not isinstance(session, ort.InferenceSession) or not self._device:
+                return list(session.run(self.output_names, dict(feeds)))
+            return run_bound(session, feeds, self.output_names, self._device)
+
+        return self.cpu.running(run)
 
 
 def run_bound(

@@ -111,7 +111,7 @@ class Builders:
             settings.threads(),
             settings.sessions_for,
         )
-        model.engines.append(engine)
+        engines = [engine]
         up_to = manifest.variant.fp32_rows_up_to
         if up_to:
             fp32 = Engine(
@@ -122,7 +122,9 @@ class Builders:
                 settings.sessions_for,
             )
             engine.send_short_rows(fp32, up_to)
-            model.engines.append(fp32)
+            engines.append(fp32)
+        # Only once every engine of this route loaded: a route that fails leaves none behind.
+        model.engines.extend(engines)
         missing = set(engine.input_names) - set(ID_INPUTS)
         if missing:
             raise ModelLoadError(f"the ONNX graph has inputs this server cannot feed: {missing}")
