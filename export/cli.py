@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--opset",
         type=int,
         default=DEFAULT_OPSET,
-        help="ONNX opset of encoder graphs (%(default)s); summarization graphs are always 23",
+        help="ONNX opset of encoder graphs (%(default)s); summarization graphs are always 24",
     )
     parser.add_argument(
         "--allow-unfused",

@@ -5,16 +5,18 @@ The two graphs are what a continuous-batching decoder loop needs:
 - encoder: `input_ids`, `attention_mask` [batch, source] → `last_hidden_state` and, for every
   decoder layer, the cross-attention keys and values `cross.{i}.key` / `cross.{i}.value`
   [batch, heads, source, d_kv]: computed once per request, never again per step.
-- decoder (one step, with a key/value cache): `input_ids` [batch, 1], `attention_mask`
-  [batch, past + 1] (0 marks padding in the past), `encoder_attention_mask` [batch, source],
-  BART also `position_ids` [batch, 1], the self-attention cache `past.{i}.key` / `.value`
-  [batch, heads, past, d_kv] and the cross keys and values → `logits` [batch, vocab] and
-  `present.{i}.key` / `.value` [batch, heads, past + 1, d_kv].
+- decoder (one step): `input_ids` [batch, 1], `position_ids` [batch, 1] (each row's number of
+  decoder tokens before this one), `encoder_attention_mask` [batch, source], the
+  self-attention cache `past.{i}.key` / `.value` [batch, heads, capacity, d_kv] and the cross
+  keys and values → `logits` [batch, vocab] and `present.{i}.key` / `.value`, the same cache
+  with this token's key and value written at each row's position.
 
-Rows of one decoder batch may be at different steps: the server left-pads each row's past to
-the batch's longest and masks the padding. Positions are therefore explicit per row (BART's
-learned absolute positions come from `position_ids`); T5's relative bias needs none, because
-with left padding every row's distance from the current token to past slot j is j - past.
+The cache has a fixed capacity per row and is written in place: each present comes from one
+ONNX `TensorScatter` (opset 24) on its past, which onnxruntime runs without copying when the
+server binds the same buffer as the past input and the present output. Slots past a row's
+position are masked, so rows of one batch may be at different steps, and nothing in the
+cache moves between steps. T5's relative bias is computed per row from its position; BART's
+learned absolute positions come from `position_ids` too.
 
 The step is written here rather than traced through transformers' decoder, whose cache
 objects and mask builders assume every row of a batch has the same past length. It reuses
@@ -51,9 +53,10 @@ from service.model_format import (
 
 # config.model_type → the family whose graphs this module writes (T5 or BART).
 FAMILIES = {"t5": "t5", "mt5": "t5", "bart": "bart"}
-# The first opset with the standard Attention op, which the dynamo exporter writes for every
-# scaled_dot_product_attention and onnxruntime runs on CPU and CUDA.
-ATTENTION_OPSET = 23
+# The first opset with TensorScatter (the in-place cache write); the standard Attention op,
+# which the dynamo exporter writes for every scaled_dot_product_attention and onnxruntime
+# runs on CPU and CUDA, came in 23.
+OPSET = 24
 # The longest decoder a T5 is asked for: relative positions have no table to run out of.
 T5_DECODER_LIMIT = 1024
 # Generation settings that change what greedy or beam search returns and that the server
@@ -144,7 +147,7 @@ def load(source: SourceFolder) -> Seq2Seq:
         position_limit=position_limit,
         decoder_limit=decoder_limit,
         generation=_generation(model.generation_config, config, decoder_limit),
-        decoder_inputs=decoder_inputs(layers, positions=not is_t5),
+        decoder_inputs=decoder_inputs(layers),
         decoder_outputs=decoder_outputs(layers),
         encoder_outputs=encoder_outputs(layers),
     )
@@ -217,6 +220,31 @@ def _additive_mask(mask: torch.Tensor) -> torch.Tensor:
     """[batch, keys] of 1/0 → [batch, 1, 1, keys] of 0/most negative, as transformers does."""
     blocked = 1.0 - mask[:, None, None, :].to(torch.float32)
     return blocked * torch.finfo(torch.float32).min
+
+
+def _write(cache: torch.Tensor, new: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """`cache` [batch, heads, capacity, d_kv] with `new` [batch, heads, 1, d_kv] written at each
+    row's position: ONNX TensorScatter in the graph, which the server runs in place."""
+    if torch.onnx.is_in_onnx_export():
+        return torch.onnx.ops.symbolic(
+            "TensorScatter",
+            (cache, new, positions),
+            {"axis": 2},
+            dtype=cache.dtype,
+            shape=cache.shape,
+            version=OPSET,
+        )
+    out = cache.clone()
+    out[torch.arange(cache.shape[0]), :, positions] = new[:, :, 0]
+    return out
+
+
+def _written_mask(positions: torch.Tensor, capacity: int) -> torch.Tensor:
+    """[batch, 1, 1, capacity]: 0 for the slots a row has written (up to its position), the
+    most negative float for the rest."""
+    slots = torch.arange(capacity, dtype=torch.long)[None, :]
+    blocked = (slots > positions[:, None]).to(torch.float32)
+    return (blocked * torch.finfo(torch.float32).min)[:, None, None, :]
 
 
 def _cross_projections(model: Any, is_t5: bool) -> list[tuple[nn.Module, nn.Module]]:
@@ -315,20 +343,21 @@ class _T5Step(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
         encoder_attention_mask: torch.Tensor,
         *caches: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         past, cross = caches[: 2 * self.layers], caches[2 * self.layers :]
-        total = past[0].shape[2] + 1
-        # Key slot j sits j - (total - 1) positions from the current token, for every row.
-        relative = torch.arange(total, dtype=torch.long)[None, :] - (total - 1)
+        positions = position_ids[:, 0]
+        capacity = past[0].shape[2]
+        # Slot j sits j - position tokens from the current one, per row (the future is masked).
+        relative = torch.arange(capacity, dtype=torch.long)[None, :] - positions[:, None]
         bucket = T5Attention._relative_position_bucket(
             relative, bidirectional=False, num_buckets=self.buckets, max_distance=self.max_distance
         )
         first = self.decoder.block[0].layer[0].SelfAttention
-        position_bias = first.relative_attention_bias(bucket).permute([2, 0, 1]).unsqueeze(0)
-        self_bias = position_bias + _additive_mask(attention_mask)
+        position_bias = first.relative_attention_bias(bucket).permute([0, 2, 1]).unsqueeze(2)
+        self_bias = position_bias + _written_mask(positions, capacity)
         cross_bias = _additive_mask(encoder_attention_mask)
         hidden = self.decoder.embed_tokens(input_ids)
         presents: list[torch.Tensor] = []
@@ -337,9 +366,9 @@ class _T5Step(nn.Module):
             attention = layer.SelfAttention
             normed = layer.layer_norm(hidden)
             query = _heads(attention.q(normed), self.heads, self.d_kv)
-            key = torch.cat([past[2 * i], _heads(attention.k(normed), self.heads, self.d_kv)], 2)
-            value = torch.cat(
-                [past[2 * i + 1], _heads(attention.v(normed), self.heads, self.d_kv)], 2
+            key = _write(past[2 * i], _heads(attention.k(normed), self.heads, self.d_kv), positions)
+            value = _write(
+                past[2 * i + 1], _heads(attention.v(normed), self.heads, self.d_kv), positions
             )
             presents += [key, value]
             hidden = hidden + attention.o(_attend(query, key, value, self_bias, 1.0))
@@ -371,26 +400,24 @@ class _BartStep(nn.Module):
         self,
         input_ids: torch.Tensor,
         position_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
         encoder_attention_mask: torch.Tensor,
         *caches: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         past, cross = caches[: 2 * self.layers], caches[2 * self.layers :]
-        self_bias = _additive_mask(attention_mask)
+        positions = position_ids[:, 0]
+        self_bias = _written_mask(positions, past[0].shape[2])
         cross_bias = _additive_mask(encoder_attention_mask)
-        positions = self.decoder.embed_positions
-        position = nn.functional.embedding(position_ids + positions.offset, positions.weight)
+        embed = self.decoder.embed_positions
+        position = nn.functional.embedding(position_ids + embed.offset, embed.weight)
         hidden = self.decoder.layernorm_embedding(self.decoder.embed_tokens(input_ids) + position)
         presents: list[torch.Tensor] = []
         for i, layer in enumerate(self.decoder.layers):
             attention = layer.self_attn
             query = _heads(attention.q_proj(hidden), self.heads, self.d_kv)
-            key = torch.cat(
-                [past[2 * i], _heads(attention.k_proj(hidden), self.heads, self.d_kv)], 2
-            )
-            value = torch.cat(
-                [past[2 * i + 1], _heads(attention.v_proj(hidden), self.heads, self.d_kv)], 2
-            )
+            new_key = _heads(attention.k_proj(hidden), self.heads, self.d_kv)
+            new_value = _heads(attention.v_proj(hidden), self.heads, self.d_kv)
+            key = _write(past[2 * i], new_key, positions)
+            value = _write(past[2 * i + 1], new_value, positions)
             presents += [key, value]
             attended = attention.out_proj(_attend(query, key, value, self_bias, self.scale))
             hidden = layer.self_attn_layer_norm(hidden + attended)
@@ -404,13 +431,12 @@ class _BartStep(nn.Module):
         return (logits, *presents)
 
 
-def dummy_decoder_feeds(model: Seq2Seq, batch: int, past: int, source: int) -> dict[str, Any]:
-    cache = (batch, model.num_heads, past, model.d_kv)
+def dummy_decoder_feeds(model: Seq2Seq, batch: int, capacity: int, source: int) -> dict[str, Any]:
+    cache = (batch, model.num_heads, capacity, model.d_kv)
     cross = (batch, model.num_heads, source, model.d_kv)
     feeds: dict[str, Any] = {
         "input_ids": torch.full((batch, 1), model.generation.decoder_start_token_id),
-        "position_ids": torch.full((batch, 1), past, dtype=torch.int64),
-        "attention_mask": torch.ones(batch, past + 1, dtype=torch.int64),
+        "position_ids": (torch.arange(batch, dtype=torch.int64) % capacity)[:, None],
         "encoder_attention_mask": torch.ones(batch, source, dtype=torch.int64),
     }
     for name in cache_names(PAST, model.num_layers):
@@ -421,23 +447,22 @@ def dummy_decoder_feeds(model: Seq2Seq, batch: int, past: int, source: int) -> d
 
 
 def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path) -> None:
-    """Both graphs by the dynamo exporter at ATTENTION_OPSET: every attention one Attention."""
-    batch, source, past = 2, 7, 3
+    """Both graphs by the dynamo exporter at OPSET: every attention one Attention."""
+    batch, source, capacity = 2, 7, 5
     ids = torch.arange(batch * source, dtype=torch.int64).reshape(batch, source) % model.vocab_size
-    rows, sources, pasts = Dim("batch"), Dim("source"), Dim("past")
+    rows, sources, capacities = Dim("batch"), Dim("source"), Dim("capacity")
     per_input: dict[str, dict[int, Any]] = {
         "input_ids": {0: rows},
         "position_ids": {0: rows},
-        "attention_mask": {0: rows, 1: pasts + 1},
         "encoder_attention_mask": {0: rows, 1: sources},
     }
     for name in cache_names(PAST, model.num_layers):
-        per_input[name] = {0: rows, 2: pasts}
+        per_input[name] = {0: rows, 2: capacities}
     for name in cache_names(CROSS, model.num_layers):
         per_input[name] = {0: rows, 2: sources}
     shapes = [per_input[name] for name in model.decoder_inputs]
     fixed = len(shapes) - 4 * model.num_layers  # the step takes its caches as *caches
-    decoder_feeds = dummy_decoder_feeds(model, batch, past, source)
+    decoder_feeds = dummy_decoder_feeds(model, batch, capacity, source)
     with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         # The exporter prints its progress and warns about torchvision; neither is ours.
         warnings.simplefilter("ignore")
@@ -447,7 +472,7 @@ def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path) -> None:
             str(encoder_path),
             dynamo=True,
             external_data=False,  # one file per graph, hashed in model.yaml (< 2 GB)
-            opset_version=ATTENTION_OPSET,
+            opset_version=OPSET,
             input_names=ENCODER_INPUTS,
             output_names=model.encoder_outputs,
             dynamic_shapes=({0: rows, 1: sources}, {0: rows, 1: sources}),
@@ -458,7 +483,7 @@ def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path) -> None:
             str(decoder_path),
             dynamo=True,
             external_data=False,  # one file per graph, hashed in model.yaml (< 2 GB)
-            opset_version=ATTENTION_OPSET,
+            opset_version=OPSET,
             input_names=model.decoder_inputs,
             output_names=model.decoder_outputs,
             dynamic_shapes=(*shapes[:fixed], tuple(shapes[fixed:])),

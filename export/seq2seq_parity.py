@@ -7,8 +7,9 @@ Three comparisons, on real sentences tokenized with the model's tokenizer.json:
 - the greedy token ids against `model.generate(do_sample=False)` with a plain generation
   config (no length constraints, no n-gram rules), which must be identical.
 
-The loop feeds the cache the way the server does: the first step sees one masked padding
-slot in its past, so the masking of padded past rows is exercised too.
+The loop feeds the cache the way the server does: fixed-capacity buffers bound in place,
+with slots the rows have not written yet masked (the capacity is larger than the steps), so
+the in-place write and the masking of unwritten slots are exercised too.
 """
 
 from pathlib import Path
@@ -30,6 +31,7 @@ from service.model_format import (
     Seq2SeqParity,
     cache_names,
 )
+from service.runtime.engine import run_in_place
 
 MAX_ABS_DIFF_LIMIT = 1e-4
 STEPS = 16
@@ -106,28 +108,31 @@ def _greedy(
     """STEPS argmax tokens per row, and the logits each step produced: [rows, STEPS, vocab]."""
     rows = len(mask)
     past_names = cache_names(PAST, model.num_layers)
-    empty = np.zeros((rows, model.num_heads, 1, model.d_kv), dtype=np.float32)
-    feeds: dict[str, np.ndarray] = {name: empty for name in past_names}
+    capacity = STEPS + 3  # slots never written stay masked
+    caches = {
+        name: np.zeros((rows, model.num_heads, capacity, model.d_kv), dtype=np.float32)
+        for name in past_names
+    }
+    feeds: dict[str, np.ndarray] = dict(caches)
     feeds |= {name: encoded[name] for name in cache_names(CROSS, model.num_layers)}
     feeds["encoder_attention_mask"] = mask
-    # One padding slot in the past, masked out, as the server's first step has.
-    self_mask = np.array([[0, 1]] * rows, dtype=np.int64)
+    # Each present is written into its past's own buffer: the cache is updated in place.
+    into = dict(zip(cache_names(PRESENT, model.num_layers), caches.values(), strict=True))
     current = np.full((rows, 1), model.generation.decoder_start_token_id, dtype=np.int64)
     tokens, logits = [], []
     for step in range(STEPS):
-        feeds |= {"input_ids": current, "attention_mask": self_mask}
-        if "position_ids" in model.decoder_inputs:
-            feeds["position_ids"] = np.full((rows, 1), step, dtype=np.int64)
+        feeds |= {"input_ids": current, "position_ids": np.full((rows, 1), step, np.int64)}
         outputs = dict(
-            zip(model.decoder_outputs, session.run(model.decoder_outputs, feeds), strict=True)
+            zip(
+                model.decoder_outputs,
+                run_in_place(session, feeds, into, model.decoder_outputs),
+                strict=True,
+            )
         )
         step_logits = outputs[LOGITS]
         current = step_logits.argmax(axis=-1)[:, None].astype(np.int64)
         tokens.append(current[:, 0])
         logits.append(step_logits)
-        for past, present in zip(past_names, cache_names(PRESENT, model.num_layers), strict=True):
-            feeds[past] = outputs[present]
-        self_mask = np.concatenate([self_mask, np.ones((rows, 1), dtype=np.int64)], axis=1)
     return np.stack(tokens, axis=1), np.stack(logits, axis=1)
 
 

@@ -32,18 +32,18 @@ GENERATION_CONFIG_FILE = "generation_config.json"
 
 
 def export(source: SourceFolder, out: Path, *, name: str) -> None:
-    """`attnserve export --task summarization`: the opset is ATTENTION_OPSET, whatever --opset
-    says (the encoders' opset 14 has no Attention op)."""
+    """`attnserve export --task summarization`: the opset is seq2seq.OPSET, whatever --opset
+    says (the encoders' opset 14 has neither Attention nor TensorScatter)."""
     seq2seq.check_supported(source)
     progress = Progress(total_steps=4)
     progress.step(f"loading {source.path}")
     model = seq2seq.load(source)
 
     with staged_directory(out) as staging:
-        opset = seq2seq.ATTENTION_OPSET
+        opset = seq2seq.OPSET
         progress.step(
             f"exporting encoder and decoder-step graphs (dynamo exporter, opset {opset}: every "
-            "attention one ONNX Attention op)"
+            "attention one ONNX Attention op, the cache written in place by TensorScatter)"
         )
         graphs = {"encoder": staging / ENCODER_FILE, "decoder": staging / DECODER_FILE}
         seq2seq.export_onnx(model, graphs["encoder"], graphs["decoder"])

@@ -27,6 +27,8 @@ _TOKEN_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 3276
 # Why queued work was dropped before compute (attnserve_dropped_rows_total's reason label).
 DEADLINE, CANCELLED = "deadline", "cancelled"
 DROP_REASONS = (DEADLINE, CANCELLED)
+# Why a seq2seq decoder batch moved key/value cache bytes (service/seq2seq/cache.py).
+CACHE_COPY_REASONS = ("join", "grow", "reorder")
 _RATIO_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
@@ -147,6 +149,14 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.kv_cache_copied_bytes = Counter(
+            "attnserve_kv_cache_copied_bytes_total",
+            "Key/value cache bytes a seq2seq model's decoder batch moved, by reason: join (a "
+            "new row's cross-attention cache), grow (buffers doubled), reorder (rows leaving "
+            "or beams forking). A decoder step itself writes the cache in place and moves none.",
+            ["model", "reason"],
+            registry=r,
+        )
 
         # process_cpu_seconds_total and the rest of Prometheus' standard process metrics.
         ProcessCollector(registry=r)
@@ -175,6 +185,8 @@ class Metrics:
             self.truncated_rows.labels(model, task)
         for reason in DROP_REASONS:
             self.dropped_rows.labels(model, reason)
+        for reason in CACHE_COPY_REASONS:
+            self.kv_cache_copied_bytes.labels(model, reason)
         for per_model in (
             self.queue_duration, self.inference_duration, self.batch_size, self.batch_tokens,
             self.batch_padding, self.queue_depth, self.queued_tokens, self.model_ready,

@@ -127,7 +127,7 @@ def seq2seq_record(folder: Path) -> mf.Seq2SeqManifest:
         d_kv=8,
         vocab_size=69,
         inputs=mf.ENCODER_INPUTS,
-        decoder_inputs=mf.decoder_inputs(2, positions=True),
+        decoder_inputs=mf.decoder_inputs(2),
         decoder_outputs=mf.decoder_outputs(2),
         encoder_outputs=mf.encoder_outputs(2),
         generation=mf.Generation(
@@ -264,9 +264,9 @@ def test_cache_names_are_graph_order() -> None:
         "past.1.key",
         "past.1.value",
     ]
-    assert mf.decoder_inputs(1, positions=False) == [
+    assert mf.decoder_inputs(1) == [
         "input_ids",
-        "attention_mask",
+        "position_ids",
         "encoder_attention_mask",
         "past.0.key",
         "past.0.value",

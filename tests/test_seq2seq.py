@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import onnx
 import pytest
 import tritonclient.grpc as grpcclient
 import yaml
@@ -124,11 +126,17 @@ def test_export_records_graphs_parity_and_generation(seq2seq_repository: Path) -
         assert manifest["d_kv"] == 8
         # Every attention is one ONNX Attention op: the encoder's 2 self-attentions, the
         # decoder's 2 self- and 2 cross-attentions; no Softmax chain is left.
-        assert manifest["opset"] == 23 and manifest["fully_fused"] is True
+        assert manifest["opset"] == 24 and manifest["fully_fused"] is True
         assert manifest["fused_ops"]["encoder"]["Attention"] == 2
         assert manifest["fused_ops"]["decoder"]["Attention"] == 4
         assert manifest["unfused_ops"]["encoder"]["Softmax"] == 0
         assert manifest["unfused_ops"]["decoder"]["Softmax"] == 0
+        # The cache is written in place: one TensorScatter per past tensor, no Concat on it.
+        decoder = onnx.load(seq2seq_repository / name / "decoder_model.onnx")
+        ops = Counter(node.op_type for node in decoder.graph.node)
+        assert ops["TensorScatter"] == 2 * manifest["num_layers"]
+        past = {i.name for i in decoder.graph.input if i.name.startswith("past.")}
+        assert not [n for n in decoder.graph.node if n.op_type == "Concat" and past & set(n.input)]
     bart = yaml.safe_load((seq2seq_repository / "tiny-bart" / "model.yaml").read_text())
     assert bart["generation"]["no_repeat_ngram_size"] == 3
     assert bart["generation"]["forced_eos_token_id"] == 2
@@ -263,3 +271,102 @@ def test_kserve_v2_summarize_equals_v1(
     with pytest.raises(grpcclient.InferenceServerException) as info:
         client.get_model_metadata(name)  # the bare graphs of a seq2seq model are not served
     assert "FAILED_PRECONDITION" in str(info.value.status())
+
+
+def copied_bytes(server: ServerProcess, model: str) -> dict[str, float]:
+    found = re.findall(
+        rf'attnserve_kv_cache_copied_bytes_total{{model="{model}",reason="(\w+)"}} (\S+)',
+        server.scrape(),
+    )
+    return {reason: float(value) for reason, value in found}
+
+
+def test_cache_bytes_moved_are_counted_by_reason(
+    stub: pb_grpc.TextInferenceStub, seq2seq_server: ServerProcess
+) -> None:
+    before = copied_bytes(seq2seq_server, "tiny-t5")
+    assert set(before) == {"join", "grow", "reorder"}  # every reason from the first scrape
+    # 40 new tokens outgrow the first 16 slots twice; 4 beams fork; rows leave.
+    request = pb.SummarizeRequest(text=TEXTS[3], model="tiny-t5", max_new_tokens=40, num_beams=4)
+    stub.Summarize(request, timeout=60)
+    after = copied_bytes(seq2seq_server, "tiny-t5")
+    assert all(after[reason] > before[reason] for reason in ("join", "grow", "reorder"))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_decoder_step_writes_the_cache_in_place_and_moves_nothing(
+    name: str, seq2seq_repository: Path
+) -> None:
+    """Rows at different steps: between joins and growth, a step moves no byte of cache, and
+    each row's key lands in the cache's own buffer at that row's position."""
+    from service import model_format
+    from service.runtime.precision import Route
+    from service.seq2seq.batch import DecoderBatch, Job
+    from service.seq2seq.graphs import Seq2SeqGraphs
+    from service.seq2seq.search import Greedy, SearchSettings
+
+    spec = model_format.read(seq2seq_repository / name).seq2seq
+    assert spec is not None
+    graphs = Seq2SeqGraphs(name, seq2seq_repository / name, spec, Route("fp32", ("cpu",), ()), 1)
+    settings = SearchSettings(
+        spec.decoder_start_token_id,
+        tuple(spec.eos_token_ids),
+        30,
+        1,
+        1.0,
+        False,
+        0,
+        31,
+        None,
+        None,
+    )  # fmt: skip: min_length past max: no EOS, every row runs 30 steps
+
+    def job(source: list[int]) -> Job:
+        return Job(np.array(source, np.int64), Greedy(settings), None, 0.0, None)  # type: ignore[arg-type]
+
+    batch = DecoderBatch(graphs)
+    assert batch.step([job([5, 6, 7, 8, 9, spec.eos_token_ids[0]])], []).copied.keys() == {"join"}
+    for _ in range(3):
+        assert batch.step([], []).copied == {}
+    # A second request joins three steps behind the first (rows now sit at 4 and 0); the
+    # buffers had one slot, so they grow to two and the first row moves over.
+    joined = batch.step([job([10, 11, spec.eos_token_ids[0]])], [])
+    assert joined.copied.keys() == {"join", "grow"}
+    cache = batch._cache
+    buffer = cache.past()[0]
+    before = buffer.copy()
+    for _ in range(5):
+        lengths = cache.lengths.copy()
+        report = batch.step([], [])
+        assert report.copied == {} and report.capacity == 16
+        after = cache.past()[0]
+        assert np.shares_memory(after, buffer)  # the same buffer, written by the graph
+        for row, position in enumerate(lengths):
+            assert np.abs(after[row, :, position]).sum() > 0  # this step's key, in place
+            assert np.array_equal(after[row, :, :position], before[row, :, :position])
+        before = after.copy()
+    # Row 0 reaches 16 tokens: the buffers double once, and the move is counted.
+    while cache.lengths[0] < 16:
+        assert batch.step([], []).copied == {}
+    grown = batch.step([], [])
+    assert set(grown.copied) == {"grow"} and grown.capacity == 32
+
+
+def test_reordering_rows_copies_only_the_rows_that_change() -> None:
+    from service.seq2seq.cache import BatchCache
+
+    layers, heads, d_kv = 2, 2, 4
+    cache = BatchCache(layers, heads, d_kv)
+    cross = [np.random.rand(3, heads, 5, d_kv).astype(np.float32) for _ in range(2 * layers)]
+    cache.add(cross, np.ones((3, 5), np.int64))
+    assert cache.copied == {"join": sum(c.nbytes for c in cross)}
+    cache.copied.clear()
+    for buffer in cache.past():
+        buffer[:, :, 0] = np.arange(3)[:, None, None]  # row r's slot 0 holds r
+    cache.lengths[:] = 1
+    cache.select(np.array([0, 0, 2]))  # a beam forks: row 1 takes row 0's cache
+    row_bytes = heads * (cache.capacity + cache.source_capacity) * d_kv * 4
+    assert cache.copied == {"reorder": 2 * layers * row_bytes}
+    assert [float(cache.past()[0][r, 0, 0, 0]) for r in range(3)] == [0.0, 0.0, 2.0]
+    cache.select(np.array([], np.int64))
+    assert cache.rows == 0 and cache.slots == 0  # an idle batch lets its memory go

@@ -38,10 +38,9 @@ def encoder_outputs(layers: int) -> list[str]:
     return [LAST_HIDDEN_STATE, *cache_names(CROSS, layers)]
 
 
-def decoder_inputs(layers: int, *, positions: bool) -> list[str]:
-    """The decoder step's inputs in graph order; `positions`: it takes position_ids (BART)."""
-    step = ["input_ids", *(["position_ids"] if positions else []), "attention_mask"]
-    step += ["encoder_attention_mask", *cache_names(PAST, layers)]
+def decoder_inputs(layers: int) -> list[str]:
+    """The decoder step's inputs in graph order (export/seq2seq.py says what each holds)."""
+    step = ["input_ids", "position_ids", "encoder_attention_mask", *cache_names(PAST, layers)]
     return [*step, *cache_names(CROSS, layers)]
 
 

@@ -162,6 +162,19 @@ class Engine:
             lambda rows: self._run_here(rows, solo),
         )
 
+    def run_into(
+        self, feeds: Mapping[str, np.ndarray], into: Mapping[str, np.ndarray]
+    ) -> list[np.ndarray]:
+        """Run one batch with the outputs named in `into` written into those arrays (an input's
+        own array for an in-place update); returns every output, in graph order."""
+        session = self._free.get()
+        try:
+            if not isinstance(session, ort.InferenceSession):
+                raise EngineError(f"{session.get_providers()[0]} cannot write outputs in place")
+            return self.cpu.running(lambda: run_in_place(session, feeds, into, self.output_names))
+        finally:
+            self._free.put(session)
+
     def _run_here(self, feeds: Mapping[str, np.ndarray], solo: bool) -> list[np.ndarray]:
         if solo and self._solo is not None:
             return self._run(self._solo, feeds)
@@ -178,6 +191,37 @@ class Engine:
             return run_bound(session, feeds, self.output_names, self._device)
 
         return self.cpu.running(run)
+
+
+def run_in_place(
+    session: ort.InferenceSession,
+    feeds: Mapping[str, np.ndarray],
+    into: Mapping[str, np.ndarray],
+    output_names: list[str],
+) -> list[np.ndarray]:
+    """One run through IO binding on host memory: inputs and the outputs in `into` are bound
+    to the numpy arrays themselves (C-contiguous, so onnxruntime shares their memory), so an
+    output bound to its input's array is updated in place (TensorScatter does no copy when
+    the two buffers are one). On a GPU provider onnxruntime copies them across both ways."""
+    binding = session.io_binding()
+    for name, array in feeds.items():
+        binding.bind_ortvalue_input(name, _shared(array))
+    for name in output_names:
+        if name in into:
+            binding.bind_ortvalue_output(name, _shared(into[name]))
+        else:
+            binding.bind_output(name)
+    session.run_with_iobinding(binding)
+    return [
+        into[name] if name in into else value.numpy()
+        for name, value in zip(output_names, binding.get_outputs(), strict=True)
+    ]
+
+
+def _shared(array: np.ndarray) -> ort.OrtValue:
+    if not array.flags.c_contiguous:
+        raise ValueError("an array bound in place must be C-contiguous")
+    return ort.OrtValue.ortvalue_from_numpy(array)
 
 
 def run_bound(

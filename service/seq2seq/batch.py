@@ -39,7 +39,8 @@ class Job:
 @dataclass(slots=True)
 class StepReport:
     rows: int  # decoder rows in the step
-    past_length: int  # padded past of the step (the batch computes rows x (past + 1))
+    capacity: int  # cache slots per row: the step's attention spans rows x capacity
+    copied: dict[str, int]  # cache bytes moved in this call, by reason (cache.py)
     encoded: int  # requests encoded (joined) in this call
     decoder_seconds: float
     tokens: list[tuple[Job, int]] = field(default_factory=list)  # greedy tokens chosen
@@ -69,16 +70,19 @@ class DecoderBatch:
             self.jobs.extend(joining)
         report = StepReport(
             rows=self.rows,
-            past_length=self._cache.past_length,
+            capacity=self._cache.capacity,
             encoded=len(joining),
             decoder_seconds=0.0,
+            copied={},
         )
         if not self.jobs:
+            report.copied = self._take_copied()
             return report
         tokens = np.array([t for job in self.jobs for t in job.search.next_tokens()], np.int64)
         started = time.perf_counter()
         logits = self._graphs.step(tokens, self._cache)
         report.decoder_seconds = time.perf_counter() - started
+        report.capacity = self._cache.capacity
         index: list[int] = []
         staying: list[Job] = []
         offset = 0
@@ -95,7 +99,13 @@ class DecoderBatch:
         self.jobs = staying
         if index != list(range(offset)):
             self._cache.select(np.array(index, dtype=np.int64))
+        report.copied = self._take_copied()
         return report
+
+    def _take_copied(self) -> dict[str, int]:
+        copied = dict(self._cache.copied)
+        self._cache.copied.clear()
+        return copied
 
     def _keep(self, jobs: list[Job]) -> None:
         offsets, offset = {}, 0

@@ -172,10 +172,12 @@ class ContinuousBatcher:
         m, model = self._metrics, self.model
         if report.encoded:
             m.encoder_batch_size.labels(model).observe(report.encoded)
+        for reason, size in report.copied.items():
+            m.kv_cache_copied_bytes.labels(model, reason).inc(size)
         m.active_sequences.labels(model).set(report.rows - sum(j.rows for j in report.finished))
         if report.rows:
             m.batch_size.labels(model).observe(report.rows)
-            m.batch_tokens.labels(model).observe(report.rows * (report.past_length + 1))
+            m.batch_tokens.labels(model).observe(report.rows * report.capacity)
             m.inference_duration.labels(model).observe(report.decoder_seconds)
             # One token per job in the step: every joined one (one that left during the step
             # is still listed; the next step takes it out).

@@ -1,79 +1,138 @@
-"""The decoder batch's key/value caches, stacked: one row per sequence (beams included).
+"""The decoder batch's key/value caches: fixed buffers, one row per sequence (beams included),
+that the decoder step writes in place.
 
-Rows are at different steps, so each row's self-attention past is left-padded to the
-batch's longest and masked; cross-attention keys and values are right-padded to the
-longest source and masked by the encoder mask. Between steps the stacked arrays are reused
-as they are (the decoder's `present` becomes the next `past`); they are copied only when
-rows join, leave or are reordered by beam search, and trimmed then to what a row still needs.
+Each self-attention buffer is [slots, heads, capacity, d_kv]. A row writes its token's key and
+value at its own position (its number of decoder tokens so far), so rows may be at different
+steps, and the graph masks the slots a row has not written. The step binds each buffer as
+both its past input and its present output, and onnxruntime's TensorScatter writes one slot
+without copying the rest: a step moves no cache at all. The cross-attention keys and values
+([slots, heads, source capacity, d_kv]) are written once, when a row joins, and masked past
+its source by the encoder mask.
 
-A past of length 0 never reaches the graph: an empty batch starts with one masked slot.
+Bytes still move in three cases, each counted in `copied` by reason:
+- join: a joining row's cross keys and values, from the encoder's output into its slot;
+- grow: the capacity (or the slots) run out; the buffers double and the live rows move over,
+  so a sequence of n tokens grows its cache about log2(n) times;
+- reorder: rows leave from the middle (those after them move up) or beam search forks beams
+  (a beam takes another's cache); only the rows that change are copied.
+
+Buffers are only as wide as the longest row needs (rounded up to a power of two), because
+the attention reads every slot of the capacity, written or not.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
+
+MIN_CAPACITY = 16  # decoder slots per row at first
+MIN_SOURCE = 16  # encoder slots per row at first
 
 
 class BatchCache:
     def __init__(self, layers: int, heads: int, d_kv: int) -> None:
-        self._shape = (heads, d_kv)
-        self.past = [np.zeros((0, heads, 1, d_kv), np.float32) for _ in range(2 * layers)]
-        self.cross = [np.zeros((0, heads, 1, d_kv), np.float32) for _ in range(2 * layers)]
-        self.encoder_mask = np.zeros((0, 1), np.int64)
-        self.lengths = np.zeros(0, np.int64)  # real past tokens per row
+        self._tensors = 2 * layers  # a key and a value per layer
+        self._heads, self._d_kv = heads, d_kv
+        self._empty()
+        self.copied: Counter[str] = Counter()  # bytes moved, by reason; the batch takes them
+
+    def _empty(self) -> None:
+        self.lengths = np.zeros(0, np.int64)  # tokens each row has written
+        self._past = [self._zeros(0, 0) for _ in range(self._tensors)]
+        self._cross = [self._zeros(0, 0) for _ in range(self._tensors)]
+        self._encoder_mask = np.zeros((0, 0), np.int64)
+
+    def _zeros(self, slots: int, width: int) -> np.ndarray:
+        # Zeros, not np.empty: a masked slot's value is multiplied by 0, and 0 x NaN is NaN.
+        return np.zeros((slots, self._heads, width, self._d_kv), np.float32)
 
     @property
     def rows(self) -> int:
         return len(self.lengths)
 
     @property
-    def past_length(self) -> int:
-        return int(self.past[0].shape[2])
+    def slots(self) -> int:
+        return int(self._past[0].shape[0])
+
+    @property
+    def capacity(self) -> int:
+        return int(self._past[0].shape[2])
+
+    @property
+    def source_capacity(self) -> int:
+        return int(self._cross[0].shape[2])
+
+    def past(self) -> list[np.ndarray]:
+        """The live rows of each self-attention buffer (views: the step writes into them)."""
+        return [buffer[: self.rows] for buffer in self._past]
+
+    def cross(self) -> list[np.ndarray]:
+        return [buffer[: self.rows] for buffer in self._cross]
+
+    def encoder_mask(self) -> np.ndarray:
+        return self._encoder_mask[: self.rows]
 
     def add(self, cross: list[np.ndarray], encoder_mask: np.ndarray) -> None:
-        """Append rows with no past; `cross` holds [rows, heads, source, d_kv] per tensor."""
-        rows = len(encoder_mask)
-        source = max(self.encoder_mask.shape[1], encoder_mask.shape[1])
-        self.cross = [
-            np.concatenate([_pad_source(old, source), _pad_source(new, source)])
-            for old, new in zip(self.cross, cross, strict=True)
-        ]
-        self.encoder_mask = np.concatenate(
-            [_pad_mask(self.encoder_mask, source), _pad_mask(encoder_mask, source)]
-        )
-        empty = np.zeros((rows, *self._shape[:1], self.past_length, self._shape[1]), np.float32)
-        self.past = [np.concatenate([old, empty]) for old in self.past]
-        self.lengths = np.concatenate([self.lengths, np.zeros(rows, np.int64)])
+        """Append rows with nothing written; `cross` holds [rows, heads, source, d_kv] each."""
+        start, joining = self.rows, len(encoder_mask)
+        source = encoder_mask.shape[1]
+        self._fit(start + joining, self.capacity, source)
+        end = start + joining
+        for buffer, new in zip(self._cross, cross, strict=True):
+            buffer[start:end, :, :source] = new
+            self.copied["join"] += new.nbytes
+        self._encoder_mask[start:end] = 0
+        self._encoder_mask[start:end, :source] = encoder_mask
+        self.lengths = np.concatenate([self.lengths, np.zeros(joining, np.int64)])
+
+    def make_room(self) -> None:
+        """Before a step: room for every row to write one more token."""
+        needed = int(self.lengths.max(initial=0)) + 1
+        if needed > self.capacity:
+            self._fit(self.slots, needed, self.source_capacity)
+
+    def advance(self) -> None:
+        """After a step: every row wrote its token."""
+        self.lengths += 1
 
     def select(self, index: np.ndarray) -> None:
         """Keep the rows in `index`, in that order (rows may repeat: beams that fork)."""
+        if len(index) == 0:
+            self._empty()  # an idle batch holds no memory
+            return
+        changed = np.flatnonzero(index != np.arange(len(index)))
+        if len(changed):
+            sources = index[changed]
+            for buffer in (*self._past, *self._cross):
+                moved = buffer[sources]  # a copy first: a source may also be a destination
+                buffer[changed] = moved
+                self.copied["reorder"] += moved.nbytes
+            self._encoder_mask[changed] = self._encoder_mask[sources]
         self.lengths = self.lengths[index]
-        keep_past = max(1, int(self.lengths.max(initial=0)))
-        mask = self.encoder_mask[index]
-        keep_source = max(1, int(mask.sum(axis=1).max(initial=0)))
-        start = self.past_length - keep_past
-        self.past = [np.ascontiguousarray(p[index, :, start:]) for p in self.past]
-        self.cross = [np.ascontiguousarray(c[index, :, :keep_source]) for c in self.cross]
-        self.encoder_mask = np.ascontiguousarray(mask[:, :keep_source])
 
-    def self_attention_mask(self) -> np.ndarray:
-        """[rows, past + 1]: 1 for each row's real past and the current token."""
-        width = self.past_length + 1
-        columns = np.arange(width)[None, :]
-        return (columns >= width - 1 - self.lengths[:, None]).astype(np.int64)
+    def _fit(self, rows: int, capacity: int, source: int) -> None:
+        """Grow the buffers to hold `rows` rows of `capacity` and `source` slots (powers of
+        two), moving the live rows over."""
+        slots = max(self.slots, _power_of_two(rows, 1))
+        width = max(self.capacity, _power_of_two(capacity, MIN_CAPACITY))
+        source_width = max(self.source_capacity, _power_of_two(source, MIN_SOURCE))
+        if (slots, width, source_width) == (self.slots, self.capacity, self.source_capacity):
+            return
+        live = self.rows
+        self._past = [self._moved(old, slots, width, live) for old in self._past]
+        self._cross = [self._moved(old, slots, source_width, live) for old in self._cross]
+        mask = np.zeros((slots, source_width), np.int64)
+        mask[:live, : self._encoder_mask.shape[1]] = self._encoder_mask[:live]
+        self._encoder_mask = mask
 
-    def advance(self, presents: list[np.ndarray]) -> None:
-        """After a step: the presents (past + the fed token) are the next step's past."""
-        self.past = presents
-        self.lengths = self.lengths + 1
-
-
-def _pad_source(cache: np.ndarray, source: int) -> np.ndarray:
-    missing = source - cache.shape[2]
-    if missing == 0:
-        return cache
-    return np.pad(cache, ((0, 0), (0, 0), (0, missing), (0, 0)))
+    def _moved(self, old: np.ndarray, slots: int, width: int, live: int) -> np.ndarray:
+        new = self._zeros(slots, width)
+        if live:
+            new[:live, :, : old.shape[2]] = old[:live]
+            self.copied["grow"] += old[:live].nbytes
+        return new
 
 
-def _pad_mask(mask: np.ndarray, source: int) -> np.ndarray:
-    return np.pad(mask, ((0, 0), (0, source - mask.shape[1])))
+def _power_of_two(value: int, minimum: int) -> int:
+    return max(minimum, 1 << max(0, value - 1).bit_length())

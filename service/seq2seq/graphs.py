@@ -62,18 +62,19 @@ class Seq2SeqGraphs:
         self._cross_index = [self.encoder.output_names.index(n) for n in self._cross]
         self._present_index = [self.decoder.output_names.index(n) for n in self._present]
         self._logits_index = self.decoder.output_names.index(LOGITS)
-        self.takes_positions = "position_ids" in self.decoder.input_names
         self.providers = self.encoder.providers
 
     def _check(self) -> None:
-        expected = set(decoder_inputs(self.spec.num_layers, positions=True))
+        expected = set(decoder_inputs(self.spec.num_layers))
         missing = set(self._cross) - set(self.encoder.output_names)
         missing |= set(self._present) - set(self.decoder.output_names)
+        missing |= expected - set(self.decoder.input_names)
         unknown = set(self.decoder.input_names) - expected
         if missing or unknown or set(self.encoder.input_names) != set(ENCODER_INPUTS):
             raise GraphMismatch(
-                f"the graphs do not match model.yaml (missing outputs {sorted(missing)}, "
-                f"unexpected inputs {sorted(unknown)})"
+                f"the graphs do not match what this server runs (missing {sorted(missing)}, "
+                f"unexpected inputs {sorted(unknown)}); a decoder exported before the in-place "
+                "cache (attention_mask input, no position_ids) must be exported again"
             )
 
     def encode(self, rows: Sequence[np.ndarray]) -> Encoded:
@@ -88,20 +89,20 @@ class Seq2SeqGraphs:
         return Encoded([outputs[i] for i in self._cross_index], mask)
 
     def step(self, tokens: np.ndarray, cache: BatchCache) -> np.ndarray:
-        """One decoder step for every row of `cache`; returns logits [rows, vocab] and
-        moves the cache on by the fed tokens."""
+        """One decoder step for every row of `cache`; returns logits [rows, vocab]. Each row's
+        key and value are written into the cache's own buffers (bound as input and output)."""
+        cache.make_room()
+        past = cache.past()
         feeds = {
             "input_ids": tokens[:, None],
-            "attention_mask": cache.self_attention_mask(),
-            "encoder_attention_mask": cache.encoder_mask,
+            # A row's position is the number of decoder tokens before it: its write slot.
+            "position_ids": cache.lengths[:, None],
+            "encoder_attention_mask": cache.encoder_mask(),
         }
-        if self.takes_positions:
-            # A row's next position is the number of decoder tokens before it.
-            feeds["position_ids"] = cache.lengths[:, None]
-        feeds |= dict(zip(self._past, cache.past, strict=True))
-        feeds |= dict(zip(self._cross, cache.cross, strict=True))
-        outputs = self.decoder.run(feeds)
-        cache.advance([outputs[i] for i in self._present_index])
+        feeds |= dict(zip(self._past, past, strict=True))
+        feeds |= dict(zip(self._cross, cache.cross(), strict=True))
+        outputs = self.decoder.run_into(feeds, dict(zip(self._present, past, strict=True)))
+        cache.advance()
         logits: np.ndarray = outputs[self._logits_index]
         return logits
 
