@@ -25,8 +25,16 @@ _GELU_OP_TYPES = frozenset({"Gelu", "FastGelu", "BiasGelu"})
 INT8_FP32_ROWS_UP_TO = 30
 
 
-def quantize_int8(fused: Path, out: Path, *, keep_ffn_down_fp32: bool = True) -> Quantization:
-    """`keep_ffn_down_fp32=False` quantizes every MatMul: faster, less exact (`make bench`)."""
+def quantize_int8(
+    fused: Path,
+    out: Path,
+    *,
+    keep_ffn_down_fp32: bool = True,
+    op_types: list[str] | None = None,
+) -> Quantization:
+    """`keep_ffn_down_fp32=False` quantizes every MatMul: faster, less exact (`make bench`).
+    `op_types`: only these ops (None: the quantizer's default, which also turns onnxruntime's
+    own Attention into QAttention)."""
     keep_fp32 = _matmuls_after_gelu(fused) if keep_ffn_down_fp32 else []
     # per_channel: one scale per output column (per-tensor scales drop the cosine to ~0.85).
     # reduce_range: 7-bit weights, so that u8 x s8 products summed in pairs cannot saturate
@@ -48,6 +56,7 @@ def quantize_int8(fused: Path, out: Path, *, keep_ffn_down_fp32: bool = True) ->
             reduce_range=True,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=keep_fp32,
+            op_types_to_quantize=op_types,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     finally:

@@ -104,12 +104,32 @@ def span_record(folder: Path) -> mf.SpanManifest:
     )
 
 
+def seq2seq_parity(**limits: float | None) -> mf.Seq2SeqParity:
+    return mf.Seq2SeqParity(
+        reference="pytorch",
+        sentences=8,
+        steps=16,
+        encoder_max_abs_diff=1.2e-06,
+        decoder_max_abs_diff=2.3e-05,
+        max_abs_diff_limit=limits.get("max_abs_diff_limit"),
+        encoder_min_cosine=0.9999,
+        decoder_min_cosine=0.9995,
+        min_cosine_limit=limits.get("min_cosine_limit"),
+        greedy_identical=8,
+        passed=True,
+    )
+
+
+INT8_FILES = {"encoder": "encoder_model.int8.onnx", "decoder": "decoder_model.int8.onnx"}
+
+
 def seq2seq_record(folder: Path) -> mf.Seq2SeqManifest:
     files = {
         "encoder": mf.ENCODER_FILE,
         "decoder": mf.DECODER_FILE,
         "tokenizer": mf.TOKENIZER_FILE,
     }
+    quantization = mf.Quantization("dynamic, reduce_range", "int8", True, 0)
     return mf.Seq2SeqManifest(
         name="tiny-bart",
         export_task=mf.SUMMARIZATION,
@@ -118,7 +138,7 @@ def seq2seq_record(folder: Path) -> mf.Seq2SeqManifest:
         model_type="bart",
         precision="fp32",
         files=files,
-        sha256=place_files(folder, list(files.values())),
+        sha256=place_files(folder, [*files.values(), *INT8_FILES.values()]),
         max_sequence_length=128,
         max_decoder_length=128,
         hidden_size=32,
@@ -147,16 +167,22 @@ def seq2seq_record(folder: Path) -> mf.Seq2SeqManifest:
         fused_ops={"encoder": {"MultiHeadAttention": 2}, "decoder": {"MultiHeadAttention": 4}},
         unfused_ops={"encoder": {"Softmax": 0}, "decoder": {"Softmax": 0}},
         fully_fused=True,
-        parity=mf.Seq2SeqParity(
-            reference="pytorch",
-            sentences=8,
-            steps=16,
-            encoder_max_abs_diff=1.2e-06,
-            decoder_max_abs_diff=2.3e-05,
-            max_abs_diff_limit=0.0001,
-            greedy_identical=8,
-            passed=True,
-        ),
+        parity=seq2seq_parity(max_abs_diff_limit=1e-4),
+        variants={
+            "fp32": mf.Seq2SeqVariant(
+                files={"encoder": mf.ENCODER_FILE, "decoder": mf.DECODER_FILE},
+                runs_on=["cuda", "cpu"],
+                parity=seq2seq_parity(max_abs_diff_limit=1e-4),
+                quantization=None,
+            ),
+            "int8": mf.Seq2SeqVariant(
+                files=INT8_FILES,
+                runs_on=["cpu"],
+                parity=seq2seq_parity(min_cosine_limit=0.99),
+                quantization=quantization,
+            ),
+        },
+        skipped_variants={},
         source=SOURCE,
         versions=VERSIONS,
         created="2026-12-01T11:14:45Z",
@@ -243,6 +269,12 @@ def test_seq2seq_round_trip(tmp_path: Path) -> None:
         pad_token_id=1,
         defaults=record.generation,
     )
+    # The int8 variant swaps both graphs, and both are what the server then loads and hashes.
+    int8 = manifest.running("int8")
+    assert int8.seq2seq is not None and int8.model_file == INT8_FILES["encoder"]
+    assert int8.seq2seq.decoder_file == INT8_FILES["decoder"]
+    assert int8.served_files == [INT8_FILES["encoder"], "tokenizer.json", INT8_FILES["decoder"]]
+    mf.check_files(folder, int8)
 
 
 def test_layout_is_field_order_with_short_collections_inline(tmp_path: Path) -> None:

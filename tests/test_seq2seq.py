@@ -37,6 +37,10 @@ GENERATION = {
     "tiny-bart": {"no_repeat_ngram_size": 3, "min_length": 4, "forced_eos_token_id": 2},
 }
 TEXTS = sentences(8, seed=7)  # 3 to 40 words: mixed lengths in one decoder batch
+# Exported with --int8, so it is served in int8: wide enough (d_model 128, weights at the
+# usual scale) for int8 to hold its 0.99 cosine, which the tiny models' 32 wide do not.
+INT8_MODEL = "small-t5-int8"
+SMALL_T5 = {"d_model": 128, "d_kv": 32, "d_ff": 512, "num_heads": 4}
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +54,11 @@ def seq2seq_repository(
     seq2seq_sources: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     root = tmp_path_factory.mktemp("seq2seq-repo") / "models"
-    for name, source in seq2seq_sources.items():
+    small = build_t5(tmp_path_factory.mktemp("small-t5"), sizes=SMALL_T5, spread=128**-0.5)
+    for name, source, *options in [*seq2seq_sources.items(), (INT8_MODEL, small, "--int8")]:
         done = subprocess.run(
             [sys.executable, "-m", "export", str(source), "--task", "summarization",
-             "--out", str(root / name)],
+             "--out", str(root / name), *options],
             cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
             text=True, timeout=600,
         )  # fmt: skip
@@ -112,18 +117,18 @@ def batch_sizes(server: ServerProcess, model: str) -> tuple[float, float]:
 
 
 def test_export_records_graphs_parity_and_generation(seq2seq_repository: Path) -> None:
-    for name in MODELS:
+    for name in [*MODELS, INT8_MODEL]:
         manifest = yaml.safe_load((seq2seq_repository / name / "model.yaml").read_text())
         assert manifest["export_task"] == "summarization" and manifest["tasks"] == ["summarize"]
         assert set(manifest["files"]) == {"encoder", "decoder", "tokenizer"}
-        assert set(manifest["sha256"]) == set(manifest["files"].values())
+        variant_files = {f for v in manifest["variants"].values() for f in v["files"].values()}
+        assert set(manifest["sha256"]) == set(manifest["files"].values()) | variant_files
         # Weights inside the hashed graphs, no external-data file beside them.
         assert not list((seq2seq_repository / name).glob("*.data"))
         parity = manifest["parity"]
         assert parity["passed"] and parity["greedy_identical"] == parity["sentences"]
         assert max(parity["encoder_max_abs_diff"], parity["decoder_max_abs_diff"]) <= 1e-4
         assert manifest["num_layers"] == 2 and manifest["num_heads"] == 4
-        assert manifest["d_kv"] == 8
         # Every attention is one ONNX Attention op: the encoder's 2 self-attentions, the
         # decoder's 2 self- and 2 cross-attentions; no Softmax chain is left.
         assert manifest["opset"] == 24 and manifest["fully_fused"] is True
@@ -131,6 +136,16 @@ def test_export_records_graphs_parity_and_generation(seq2seq_repository: Path) -
         assert manifest["fused_ops"]["decoder"]["Attention"] == 4
         assert manifest["unfused_ops"]["encoder"]["Softmax"] == 0
         assert manifest["unfused_ops"]["decoder"]["Softmax"] == 0
+        # fp32 and int8 variants: int8 held to a 0.99 cosine, its greedy ids recorded; the
+        # tiny models' 32-wide layers lose more than that to int8, and say so.
+        assert manifest["variants"]["fp32"]["parity"] == parity
+        if name != INT8_MODEL:
+            assert manifest["skipped_variants"]["int8"].startswith("below its floor")
+            assert "int8" not in manifest["variants"]
+            assert not list((seq2seq_repository / name).glob("*.int8.onnx"))
+        else:
+            assert manifest["precision"] == "int8" and not manifest["skipped_variants"]
+            check_int8(manifest, parity)
         # The cache is written in place: one TensorScatter per past tensor, no Concat on it.
         decoder = onnx.load(seq2seq_repository / name / "decoder_model.onnx")
         ops = Counter(node.op_type for node in decoder.graph.node)
@@ -140,6 +155,30 @@ def test_export_records_graphs_parity_and_generation(seq2seq_repository: Path) -
     bart = yaml.safe_load((seq2seq_repository / "tiny-bart" / "model.yaml").read_text())
     assert bart["generation"]["no_repeat_ngram_size"] == 3
     assert bart["generation"]["forced_eos_token_id"] == 2
+
+
+def check_int8(manifest: dict[str, Any], fp32_parity: dict[str, Any]) -> None:
+    int8 = manifest["variants"]["int8"]
+    assert int8["files"] == {"encoder": "encoder_model.int8.onnx",
+                             "decoder": "decoder_model.int8.onnx"}  # fmt: skip
+    assert set(int8["files"].values()) <= set(manifest["sha256"])
+    low = min(int8["parity"]["encoder_min_cosine"], int8["parity"]["decoder_min_cosine"])
+    assert int8["parity"]["passed"] and low >= int8["parity"]["min_cosine_limit"] == 0.99
+    assert 0 <= int8["parity"]["greedy_identical"] <= fp32_parity["sentences"]
+    assert int8["quantization"]["weight_type"] == "int8"
+
+
+def test_the_int8_variant_is_served_with_its_cache_in_place(
+    stub: pb_grpc.TextInferenceStub, seq2seq_server: ServerProcess
+) -> None:
+    models = {m.name: m for m in stub.ListModels(pb.ListModelsRequest(), timeout=5).models}
+    assert models[INT8_MODEL].precision == "int8" and models["tiny-t5"].precision == "fp32"
+    request = pb.SummarizeRequest(text=TEXTS[4], model=INT8_MODEL, max_new_tokens=24)
+    reply = stub.Summarize(request, timeout=30)
+    assert 1 <= len(reply.token_ids) <= 24
+    streamed = "".join(p.text for p in stub.SummarizeStream(request, timeout=30))
+    assert streamed == reply.summary
+    assert copied_bytes(seq2seq_server, INT8_MODEL)["join"] > 0
 
 
 def test_list_models_and_tasks(stub: pb_grpc.TextInferenceStub) -> None:
@@ -293,7 +332,7 @@ def test_cache_bytes_moved_are_counted_by_reason(
     assert all(after[reason] > before[reason] for reason in ("join", "grow", "reorder"))
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", [*MODELS, INT8_MODEL])
 def test_a_decoder_step_writes_the_cache_in_place_and_moves_nothing(
     name: str, seq2seq_repository: Path
 ) -> None:
@@ -305,9 +344,11 @@ def test_a_decoder_step_writes_the_cache_in_place_and_moves_nothing(
     from service.seq2seq.graphs import Seq2SeqGraphs
     from service.seq2seq.search import Greedy, SearchSettings
 
-    spec = model_format.read(seq2seq_repository / name).seq2seq
+    manifest = model_format.read(seq2seq_repository / name)
+    spec = manifest.running(manifest.precision).seq2seq  # the int8 model: its int8 graphs
     assert spec is not None
-    graphs = Seq2SeqGraphs(name, seq2seq_repository / name, spec, Route("fp32", ("cpu",), ()), 1)
+    route = Route(manifest.precision, ("cpu",), ())
+    graphs = Seq2SeqGraphs(name, seq2seq_repository / name, spec, route, 1)
     settings = SearchSettings(
         spec.decoder_start_token_id,
         tuple(spec.eos_token_ids),

@@ -78,15 +78,18 @@ class VariantSpec:
     """One precision a model folder holds (model.yaml `variants`), as serving reads it."""
 
     precision: str
-    file: str
+    file: str  # the graph; a seq2seq model's encoder
     fp32_rows_up_to: int  # rows of at most this many tokens run on the fp32 graph
+    decoder_file: str = ""  # a seq2seq model's decoder step
 
     @classmethod
     def read(cls, precision: str, raw: dict[str, Any]) -> VariantSpec:
+        files = raw.get("files")  # a seq2seq variant's two graphs
         spec = cls(
             precision=precision,
-            file=str(raw["file"]),
+            file=str(files["encoder"] if files else raw["file"]),
             fp32_rows_up_to=int(raw.get("fp32_rows_up_to", 0)),
+            decoder_file=str(files["decoder"]) if files else "",
         )
         if spec.fp32_rows_up_to < 0:
             raise ValueError(f"variants.{precision}.fp32_rows_up_to")
@@ -166,7 +169,11 @@ class Manifest:
 
     def running(self, precision: str) -> Manifest:
         """This manifest with `precision` (one of `variants`) as the one that runs."""
-        return replace(self, precision=precision, model_file=self.variants[precision].file)
+        variant = self.variants[precision]
+        seq2seq = self.seq2seq
+        if seq2seq is not None:
+            seq2seq = replace(seq2seq, encoder_file=variant.file, decoder_file=variant.decoder_file)
+        return replace(self, precision=precision, model_file=variant.file, seq2seq=seq2seq)
 
     @property
     def served_files(self) -> list[str]:
@@ -240,13 +247,15 @@ def _span_settings(raw: Any) -> SpanSettings:
 
 def _variants(raw: dict[str, Any]) -> dict[str, VariantSpec]:
     listed = raw.get("variants")
-    file = str(raw["files"]["encoder" if raw["export_task"] == SUMMARIZATION else "model"])
+    seq2seq = raw["export_task"] == SUMMARIZATION
+    file = str(raw["files"]["encoder" if seq2seq else "model"])
+    decoder = str(raw["files"]["decoder"]) if seq2seq else ""
     if listed is None:  # written before variants: the one graph it has
         precision = str(raw.get("precision", "fp32"))
-        return {precision: VariantSpec(precision, file, 0)}
+        return {precision: VariantSpec(precision, file, 0, decoder)}
     variants = {str(p): VariantSpec.read(str(p), v) for p, v in listed.items()}
     if "fp32" in variants:  # the reference graph is the one `files` names
-        variants["fp32"] = replace(variants["fp32"], file=file)
+        variants["fp32"] = replace(variants["fp32"], file=file, decoder_file=decoder)
     preferred = str(raw.get("precision", "fp32"))
     if preferred not in variants:
         raise ValueError(f"precision (its variant {preferred!r} is not in variants)")

@@ -144,14 +144,30 @@ class Generation:
 
 @dataclass(frozen=True)
 class Seq2SeqParity:
+    """Both graphs against PyTorch (export/seq2seq_parity.py); fp32 is held to the absolute
+    limit, a quantized variant to the cosine floor (the other limit None: recorded only)."""
+
     reference: str
     sentences: int
     steps: int
     encoder_max_abs_diff: float
     decoder_max_abs_diff: float
-    max_abs_diff_limit: float
+    max_abs_diff_limit: float | None
+    encoder_min_cosine: float  # per real token's hidden state
+    decoder_min_cosine: float  # per row and step, the logits over the vocabulary
+    min_cosine_limit: float | None
     greedy_identical: int  # sentences whose greedy ids equal transformers' generate
     passed: bool
+
+
+@dataclass(frozen=True)
+class Seq2SeqVariant:
+    """One precision of both graphs (model.yaml `variants`), written only if it held its floor."""
+
+    files: dict[str, str]  # encoder, decoder
+    runs_on: list[str]  # the providers it is meant for, fastest first
+    parity: Seq2SeqParity
+    quantization: Quantization | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +191,9 @@ class Seq2SeqManifest(ManifestHeader):
     unfused_ops: dict[str, dict[str, int]]
     fully_fused: bool  # every attention block one fused node (see docs/seq2seq.md)
     parity: Seq2SeqParity
+    # Every precision it runs in, fp32 (the files above) included; one left out says why.
+    variants: dict[str, Seq2SeqVariant]
+    skipped_variants: dict[str, str]
     source: Source
     versions: dict[str, str]
     created: str
