@@ -43,6 +43,7 @@ class StepReport:
     copied: dict[str, int]  # cache bytes moved in this call, by reason (cache.py)
     encoded: int  # requests encoded (joined) in this call
     decoder_seconds: float
+    stepped: int = 0  # requests that took the step (each got one token)
     tokens: list[tuple[Job, int]] = field(default_factory=list)  # greedy tokens chosen
     finished: list[Job] = field(default_factory=list)
 
@@ -78,6 +79,7 @@ class DecoderBatch:
         if not self.jobs:
             report.copied = self._take_copied()
             return report
+        report.stepped = len(self.jobs)
         tokens = np.array([t for job in self.jobs for t in job.search.next_tokens()], np.int64)
         started = time.perf_counter()
         logits = self._graphs.step(tokens, self._cache)

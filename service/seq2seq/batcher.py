@@ -1,10 +1,12 @@
-"""Continuous batching for one seq2seq model: a generation loop on the event loop that runs
-decoder steps on a worker thread, where a finished sequence leaves the batch and a waiting
-request joins it at the next step.
+"""Continuous batching for one seq2seq model: a worker thread that runs decoder steps back to
+back while any sequence is generating, where a finished sequence leaves the batch and a
+waiting request joins it at the next step.
 
-Requests talk to it through ``generate`` only. The loop owns the job list, waiting and
-joined; the worker thread owns the batch (`DecoderBatch`), and each step is told who joins
-and who leaves.
+Requests talk to it through ``generate`` only. The event loop owns admission, deadlines and
+delivery (the job list); the worker thread owns the batch (`DecoderBatch`) and the line of
+jobs handed to it, and after each step posts the step's report to the loop. The worker never
+waits for the loop between steps: a lone request's tokens come one step time apart, not one
+step plus two thread hand-offs.
 Admission is bounded by sequences (a beam search counts num_beams): past
 ``max_sequences`` waiting or generating, a request gets QueueFull at once. A request whose
 deadline passes, or whose caller cancels, leaves the line or the batch at the next step
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -45,15 +49,17 @@ class ContinuousBatcher:
         self.max_rows = max_rows  # decoder rows in one step
         self.max_sequences = max_sequences  # rows waiting or generating
         self._graphs = graphs
-        self._batch = DecoderBatch(graphs)
         self._metrics = metrics
         self._clock = clock
-        # Every admitted job, in arrival order: waiting until it joins the batch, then there
-        # until it finishes or leaves. Jobs join in that order, so the waiting line is FIFO.
+        # Every admitted job, in arrival order (event loop): waiting until the worker joins it
+        # to the batch, then there until it finishes or leaves.
         self._jobs: list[Job] = []
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"seq2seq-{model}")
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        # Jobs handed to the worker and not joined yet, FIFO; guarded by _signal.
+        self._line: deque[Job] = deque()
+        self._signal = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._lifecycle = Lifecycle(self._leave, clock, "the request's deadline passed")
 
     async def generate(
@@ -75,7 +81,10 @@ class ContinuousBatcher:
         job = Job(source, search, deadline, self._clock(), loop.create_future(), on_token)
         self._jobs.append(job)
         self._publish_depth()
-        self._ensure_running()
+        self._start(loop)
+        with self._signal:
+            self._line.append(job)
+            self._signal.notify()
         return await self._lifecycle.wait(job, job.done, deadline)
 
     def _admit(self, rows: int) -> None:
@@ -96,77 +105,58 @@ class ContinuousBatcher:
     async def close(self) -> None:
         """Refuse new work; wait for waiting and running sequences to finish."""
         await self._lifecycle.close(lambda: bool(self._jobs))
-        if self._task is not None:
-            self._task.cancel()
-        self._worker.shutdown(wait=True)
+        with self._signal:
+            self._stopping = True
+            self._signal.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
 
-    # -- inside ---------------------------------------------------------------------------
+    # -- event loop -----------------------------------------------------------------------
 
-    def _ensure_running(self) -> None:
-        if self._task is None:
-            self._wake = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._loop())
-        assert self._wake is not None
-        self._wake.set()
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._thread is None:
+            self._loop = loop
+            self._thread = threading.Thread(
+                target=self._work, name=f"seq2seq-{self.model}", daemon=True
+            )
+            self._thread.start()
 
     def _leave(self, job: Job, reason: str) -> None:
         if job.leaving:
             return
-        job.leaving = reason
+        with self._signal:  # the worker joins jobs under it: joined or not, not in between
+            job.leaving = reason
+            joined = job.joined
         if job not in self._jobs:
             return  # already finished
-        if not job.joined:
-            self._jobs.remove(job)
+        if not joined:
+            self._jobs.remove(job)  # the worker skips it in its line
             self._publish_depth()
-        # A joined job stays listed until the next step takes it out of the batch.
+        # A joined job stays listed until the step that takes it out of the batch reports.
         self._metrics.dropped_rows.labels(self.model, reason).inc(job.rows)
 
     def _publish_depth(self) -> None:
         waiting = sum(job.rows for job in self._jobs if not job.joined)
         self._metrics.queue_depth.labels(self.model).set(waiting)
 
-    def _take_joining(self) -> list[Job]:
-        rows = sum(job.rows for job in self._jobs if job.joined)
-        joining = []
-        for job in self._jobs:
-            if job.joined:
-                continue
-            if rows + job.rows > self.max_rows:
-                break  # the line is FIFO: nobody overtakes a job that does not fit yet
-            job.joined = True
-            joining.append(job)
-            rows += job.rows
+    def _after_step(self, report: StepReport, joining: list[Job], leaving: list[Job]) -> None:
+        """A step's report, on the event loop: metrics, tokens, finished and left jobs."""
         if joining:
-            self._publish_depth()
             now = self._clock()
             waited = self._metrics.queue_duration.labels(self.model)
             for job in joining:
                 waited.observe(now - job.enqueued)
-        return joining
-
-    async def _loop(self) -> None:
-        assert self._wake is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._jobs:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            joining = self._take_joining()
-            # A waiting job that leaves is gone from the list already: these are joined.
-            leaving = [job for job in self._jobs if job.leaving]
-            if leaving:
-                self._jobs = [job for job in self._jobs if not job.leaving]
-            try:
-                report = await loop.run_in_executor(
-                    self._worker, self._batch.step, joining, leaving
-                )
-            except Exception as exc:
-                log.exception("model %s: decoder step failed", self.model)
-                self._fail_all(Unavailable(f"model {self.model} failed to run: {exc}"))
-                continue
-            self._record(report)
-            self._deliver(report)
+        gone = {id(job) for job in (*leaving, *report.finished)}
+        self._jobs = [job for job in self._jobs if id(job) not in gone]
+        if joining:
+            self._publish_depth()
+        self._record(report)
+        for job, token in report.tokens:
+            if job.on_token is not None and not job.leaving:
+                job.on_token(token)
+        for job in report.finished:
+            if not job.done.done():
+                job.done.set_result(job.search.result())
 
     def _record(self, report: StepReport) -> None:
         m, model = self._metrics, self.model
@@ -179,19 +169,7 @@ class ContinuousBatcher:
             m.batch_size.labels(model).observe(report.rows)
             m.batch_tokens.labels(model).observe(report.rows * report.capacity)
             m.inference_duration.labels(model).observe(report.decoder_seconds)
-            # One token per job in the step: every joined one (one that left during the step
-            # is still listed; the next step takes it out).
-            m.generated_tokens.labels(model).inc(sum(1 for job in self._jobs if job.joined))
-
-    def _deliver(self, report: StepReport) -> None:
-        for job, token in report.tokens:
-            if job.on_token is not None and not job.leaving:
-                job.on_token(token)
-        finished = {id(job) for job in report.finished}
-        self._jobs = [job for job in self._jobs if id(job) not in finished]
-        for job in report.finished:
-            if not job.done.done():
-                job.done.set_result(job.search.result())
+            m.generated_tokens.labels(model).inc(report.stepped)  # one token per request
 
     def _fail_all(self, error: Exception) -> None:
         for job in self._jobs:
@@ -199,4 +177,50 @@ class ContinuousBatcher:
                 job.done.set_exception(error)
         self._jobs = []
         self._publish_depth()
-        self._batch = DecoderBatch(self._graphs)
+
+    # -- worker thread --------------------------------------------------------------------
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop closed under a server that is going away
+            log.warning("model %s: a decoder step's result had no event loop left", self.model)
+
+    def _work(self) -> None:
+        batch = DecoderBatch(self._graphs)
+        while True:
+            with self._signal:
+                while not self._line and not batch.jobs and not self._stopping:
+                    self._signal.wait()
+                if self._stopping and not self._line and not batch.jobs:
+                    return
+                joining = self._take_joining(batch)
+            leaving = [job for job in batch.jobs if job.leaving]
+            try:
+                report = batch.step(joining, leaving)
+            except Exception as exc:
+                log.exception("model %s: decoder step failed", self.model)
+                batch = DecoderBatch(self._graphs)
+                with self._signal:
+                    self._line.clear()
+                self._post(self._fail_all, Unavailable(f"model {self.model} failed to run: {exc}"))
+                continue
+            self._post(self._after_step, report, joining, leaving)
+
+    def _take_joining(self, batch: DecoderBatch) -> list[Job]:
+        """Jobs from the line that fit beside the batch (called holding _signal)."""
+        rows = sum(job.rows for job in batch.jobs if not job.leaving)
+        joining = []
+        while self._line:
+            job = self._line[0]
+            if job.leaving:  # dropped while it waited
+                self._line.popleft()
+                continue
+            if rows + job.rows > self.max_rows:
+                break  # the line is FIFO: nobody overtakes a job that does not fit yet
+            self._line.popleft()
+            job.joined = True
+            joining.append(job)
+            rows += job.rows
+        return joining
