@@ -141,3 +141,47 @@ def goal_values(r: dict[str, Any]) -> dict[str, float]:
         "outside_engine_cpu_ms_c1": alone["outside_engine_cpu_ms_per_request"],
         "fp32_outside_engine_cpu_ms_c1": fp32_alone["outside_engine_cpu_ms_per_request"],
     }
+
+
+# Seq2seq goals, one set per model of bench/seq2seq.py, from its one run (not the rounds
+# above): (key, what it compares, target; all "≥"). attnserve's figures are keyed by
+# precision (bench.seq2seq.PRECISIONS: fp32 today; an int8 seq2seq variant lands as "int8"
+# and then competes for "fastest"), CTranslate2's by compute type.
+SEQ2SEQ_GOALS = (
+    (
+        "one_at_a_time_vs_ct2_fp32",
+        "attnserve fp32, the 16 one at a time / CTranslate2 fp32 one at a time",
+        1.5,
+    ),
+    (
+        "concurrent_vs_ct2_fp32_batch",
+        "attnserve fp32, 16 concurrent / CTranslate2 fp32, the 16 as one batch",
+        1.5,
+    ),
+    (
+        "fastest_vs_ct2_int8_batch",
+        "attnserve's fastest variant ({fastest}), 16 concurrent / CTranslate2 int8, the 16 as "
+        "one batch",
+        1.2,
+    ),
+)
+
+
+def fastest_seq2seq_variant(model: dict[str, Any]) -> str:
+    """The attnserve precision with the most tokens/s at 16 concurrent."""
+    variants: dict[str, dict[str, float]] = model["attnserve"]
+    return max(variants, key=lambda p: variants[p]["concurrent_16_tokens_per_s"])
+
+
+def seq2seq_goal_values(model: dict[str, Any]) -> dict[str, float]:
+    """One model's figure for each of SEQ2SEQ_GOALS."""
+    fp32, ct2 = model["attnserve"]["fp32"], model["ctranslate2"]
+    fastest = model["attnserve"][fastest_seq2seq_variant(model)]
+    return {
+        "one_at_a_time_vs_ct2_fp32": fp32["sequential_16_tokens_per_s"]
+        / ct2["fp32"]["one_at_a_time_tokens_per_s"],
+        "concurrent_vs_ct2_fp32_batch": fp32["concurrent_16_tokens_per_s"]
+        / ct2["fp32"]["batch_tokens_per_s"],
+        "fastest_vs_ct2_int8_batch": fastest["concurrent_16_tokens_per_s"]
+        / ct2["int8"]["batch_tokens_per_s"],
+    }

@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from bench.goals import BLOCKING, DEFAULT, SERVERS, goal_values
+from bench.goals import (
+    BLOCKING,
+    DEFAULT,
+    SEQ2SEQ_GOALS,
+    SERVERS,
+    fastest_seq2seq_variant,
+    goal_values,
+    seq2seq_goal_values,
+)
 
 # The CPU a request cost outside the engine before issue 13's work, measured with the
 # server's own counters (process less engine CPU; median of 5 runs, AMD EPYC avx2 only,
@@ -146,29 +154,121 @@ def _auto_sentence(auto: dict[str, Any]) -> str:
     )
 
 
-def _peer_rows(s2s: dict[str, Any]) -> list[str]:
-    peers = {f"CTranslate2 4.8.5 {k}": v for k, v in s2s.get("ctranslate2", {}).items()}
-    if "generate" in s2s:
-        peers["transformers generate() (PyTorch)"] = s2s["generate"]
-    rows = []
+def _seq2seq_cases(m: dict[str, Any], n: int) -> dict[str, tuple[float, float]]:
+    """One model's table rows: case -> (generated tokens/s, TTFT ms)."""
+    cases = {}
+    for p, a in m["attnserve"].items():
+        for label, key in (
+            ("one request", "single"),
+            (f"{n} concurrent, continuous batching", f"concurrent_{n}"),
+            (f"the same {n}, one at a time", f"sequential_{n}"),
+        ):
+            cases[f"attnserve {p}, {label}"] = (a[f"{key}_tokens_per_s"], a[f"{key}_ttft_ms"])
+    peers = {f"CTranslate2 4.8.5 {k}": v for k, v in m["ctranslate2"].items()}
+    peers["transformers generate() (PyTorch)"] = m["generate"]
     for name, r in peers.items():
-        rows.append(f"| {name}, one request at a time | {r['one_at_a_time_tokens_per_s']:.0f} |")
-        rows.append(f"| {name}, the 16 as one batch | {r['batch_tokens_per_s']:.0f} |")
-    return rows
+        for label, key in (
+            ("one request at a time", "one_at_a_time"),
+            (f"the {n} as one batch", "batch"),
+        ):
+            cases[f"{name}, {label}"] = (r[f"{key}_tokens_per_s"], r[f"{key}_ttft_ms"])
+    return cases
 
 
-def _peer_ratios(s2s: dict[str, Any]) -> list[str]:
-    ct2 = s2s.get("ctranslate2")
-    if not ct2:
+def _vs_ct2_fp32(m: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Each attnserve precision / CTranslate2 fp32: (one at a time, 16 concurrent vs batch)."""
+    ct2 = m["ctranslate2"]["fp32"]
+    return {
+        p: (
+            a["sequential_16_tokens_per_s"] / ct2["one_at_a_time_tokens_per_s"],
+            a["concurrent_16_tokens_per_s"] / ct2["batch_tokens_per_s"],
+        )
+        for p, a in m["attnserve"].items()
+    }
+
+
+def _seq2seq_lines(s2s: dict[str, Any] | None) -> list[str]:
+    """Section 4: one column pair (tokens/s, TTFT) per model, then each model's goals."""
+    if not s2s:
         return []
-    one, batch = s2s["sequential_16_tokens_per_s"], s2s["concurrent_16_tokens_per_s"]
-    return [
+    models = s2s["models"]
+    n = s2s["concurrent"]
+    lines = [
         "",
-        f"attnserve against CTranslate2 fp32: one request at a time "
-        f"{one / ct2['fp32']['one_at_a_time_tokens_per_s']:.2f}x (goal 1.5x), 16 concurrent "
-        f"against its batch of 16 {batch / ct2['fp32']['batch_tokens_per_s']:.2f}x (goal 1.5x); "
-        f"against CTranslate2 int8's batch of 16 {batch / ct2['int8']['batch_tokens_per_s']:.2f}x.",
+        "## 4. Seq2seq generation (continuous batching)",
+        "",
+        f"{', '.join(m['model'] for m in models.values())}: {s2s['new_tokens']} new tokens per "
+        f"request (EOS banned until then, every system's count checked), greedy, "
+        f"{s2s['threads']} threads, in process (no gRPC), the same {n} texts for every system, "
+        f"each system warmed up first (`bench/seq2seq.py`; took "
+        f"{s2s['seconds']:.0f} s). TTFT, time to first token: attnserve from calling "
+        "`generate` to its first `on_token` callback; CTranslate2 from calling "
+        "`translate_batch` to that request's first step callback (the mechanism of its "
+        "`generate_tokens`); generate() from calling it to its streamer's first put after the "
+        f"prompt. Alone: median over the {n} run one at a time; {n} at once: median over "
+        f"the {n}. The peers have no continuous batching: their {n} at once is one batch, "
+        "where every request gets its first token at the same step.",
+        "",
+        "| case | " + " | ".join(f"{k}: tokens/s | {k}: TTFT ms" for k in models) + " |",
+        "|---|" + "---:|---:|" * len(models),
     ]
+    cases = [_seq2seq_cases(m, n) for m in models.values()]
+    for label in dict.fromkeys(label for c in cases for label in c):
+        cells = [c.get(label) for c in cases]
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{c[0]:.0f} | {c[1]:.0f}" if c else "n/a | n/a" for c in cells)
+            + " |"
+        )
+    lines += [
+        "",
+        "Continuous batching against the same requests one at a time: "
+        + ", ".join(
+            f"{k} {m['attnserve']['fp32']['batching_speedup']:.1f}x" for k, m in models.items()
+        )
+        + ".",
+        "",
+        f"KV cache bytes moved per decoder step while the {n} ran together (the step itself "
+        "writes its cache in place; what moves is a joining row's cross-attention cache, "
+        "buffers doubling, and rows moving up when others leave): "
+        + "; ".join(
+            f"{k} {p}: "
+            + ", ".join(
+                f"{reason} {size / 1e3:.0f} KB"
+                for reason, size in a["concurrent_16_copied_bytes_per_step"].items()
+            )
+            + f" over {a['concurrent_16_steps']:.0f} steps"
+            for k, m in models.items()
+            for p, a in m["attnserve"].items()
+        )
+        + ".",
+        *(
+            f"{k}: no {p} variant ({why})."
+            for k, m in models.items()
+            for p, why in m.get("skipped_variants", {}).items()
+        ),
+        "",
+        "Against CTranslate2 fp32, every attnserve variant: "
+        + "; ".join(
+            f"{k} {p} one at a time {alone:.2f}x, {n} concurrent {together:.2f}x"
+            for k, m in models.items()
+            for p, (alone, together) in _vs_ct2_fp32(m).items()
+        )
+        + ".",
+        "",
+        "| model | goal | attnserve / CTranslate2 | target | |",
+        "|---|---|---:|---:|---|",
+    ]
+    for k, m in models.items():
+        values = seq2seq_goal_values(m)
+        fastest = fastest_seq2seq_variant(m)
+        for key, name, target in SEQ2SEQ_GOALS:
+            verdict = "met" if values[key] >= target else "**not met**"
+            lines.append(
+                f"| {k} | {name.format(fastest=fastest)} | {values[key]:.2f}x | ≥ {target:.1f}x "
+                f"| {verdict} |"
+            )
+    return lines
 
 
 def _task_lines(runs: list[dict[str, Any]] | None) -> list[str]:
@@ -436,24 +536,6 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         )
     lines += _task_lines(results.get("tasks"))
     lines += _goal_lines(results.get("goal_rounds"), results.get("precisions"))
-    s2s = results.get("seq2seq")
-    if s2s:
-        lines += [
-            "",
-            "## 4. Seq2seq generation (continuous batching)",
-            "",
-            f"{s2s['model']}, {s2s['new_tokens']} new tokens per request, greedy, "
-            f"{s2s['threads']} threads, in process (no gRPC).",
-            "",
-            "| case | generated tokens/s |",
-            "|---|---:|",
-            f"| one request | {s2s['single_tokens_per_s']:.0f} |",
-            f"| 16 concurrent, continuous batching | {s2s['concurrent_16_tokens_per_s']:.0f} |",
-            f"| the same 16, one at a time | {s2s['sequential_16_tokens_per_s']:.0f} |",
-            *_peer_rows(s2s),
-            "",
-            f"Continuous batching: {s2s['batching_speedup']:.1f}x one at a time.",
-            *_peer_ratios(s2s),
-        ]
+    lines += _seq2seq_lines(results.get("seq2seq"))
     lines.append("")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

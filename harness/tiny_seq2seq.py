@@ -75,7 +75,12 @@ def build_t5(
     return _save(folder, model, tokenizer)
 
 
-def build_bart(folder: Path, **generation: Any) -> Path:
+def build_bart(
+    folder: Path, sizes: dict[str, int] | None = None, spread: float = 0.4, **generation: Any
+) -> Path:
+    """A BART; `sizes` overrides the tiny dimensions (d_model, encoder_layers, vocab_size,
+    ...), `spread` the weights' standard deviation (0.4 suits the tiny width; give wide
+    ones BART's own init_std, 0.02)."""
     from transformers import BartConfig, BartForConditionalGeneration, GenerationConfig
 
     tokenizer = _tokenizer(BART_SPECIALS, "<s>", "</s>")
@@ -95,7 +100,8 @@ def build_bart(folder: Path, **generation: Any) -> Path:
         decoder_start_token_id=2,
         forced_eos_token_id=None,
     )
-    model = _spread(BartForConditionalGeneration(config).eval(), std=0.4, seed=1)
+    config.update(sizes or {})
+    model = _spread(BartForConditionalGeneration(config).eval(), std=spread, seed=1)
     model.generation_config = GenerationConfig(
         decoder_start_token_id=2, bos_token_id=0, eos_token_id=2, pad_token_id=1, **generation
     )
