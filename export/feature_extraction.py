@@ -7,7 +7,7 @@ sentences, so this one graph backs all three serving tasks.
 import tempfile
 from pathlib import Path
 
-from export import encoder, parity, variants
+from export import encoder, explain, parity, variants
 from export.errors import ExportError
 from export.output import staged_directory
 from export.progress import Progress
@@ -30,7 +30,7 @@ def export(
     # Everything that can be checked without loading the weights is checked first.
     encoder.check_supported(source)
     pooling_mode, normalized = pooling(source), normalize(source)
-    progress = Progress(total_steps=6)
+    progress = Progress(total_steps=7)
     progress.step(f"loading {source.path}")
     model = encoder.load_encoder(source)
 
@@ -57,6 +57,8 @@ def export(
         check = variants.ParityCheck(batch, reference)
         held, skipped = variants.build(staging, result, check, ["bf16", "fp16", "int8"])
         hashes.update(variants.hashes(staging, held))
+        progress.step("exporting the explanation graph (attention probabilities as outputs)")
+        explanation = explain.stage(model, staging, batch, opset, hashes)
         precision = "fp32"
         if int8:  # asked for: the folder serves int8 under --precision auto
             if "int8" not in held:
@@ -82,6 +84,7 @@ def export(
             quantization=held[precision].quantization,
             variants=held,
             skipped_variants=skipped,
+            explain=explanation,
         )
         model_format.write(staging, manifest)
     progress.finish(f"exported {name} ({precision}) to {out}")

@@ -91,6 +91,7 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
             quantization=None,
             variants=held,
             skipped_variants=skipped,
+            explain=None,  # explanations of span answers are not served yet
             question_answering=decoding,
             fusion_notes=_fusion_notes(summary, model),
         )

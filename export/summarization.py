@@ -15,13 +15,13 @@ import shutil
 from pathlib import Path
 
 from export import fusion, seq2seq, seq2seq_parity
-from export.quantize import quantize_int8
-from export.variants import FLOORS
 from export.errors import ExportError
 from export.manifest import created_now, library_versions, source_record
 from export.output import staged_directory
 from export.progress import Progress
+from export.quantize import quantize_int8
 from export.source import CONFIG_FILE, SourceFolder, max_sequence_length
+from export.variants import FLOORS
 from service import model_format
 from service.model_format import (
     DECODER_FILE,

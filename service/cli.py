@@ -58,6 +58,17 @@ def count_or_default(text: str) -> int:
     return value
 
 
+def layer_number(text: str) -> int:
+    """A layer, counted from 1; 0: the last (the server checks it against the model)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be 0 (the last layer) to 1000, got {value}")
+    return value
+
+
 def _default_text(name: str, default: Any) -> str:
     if name in _DEFAULT_TEXT:
         return _DEFAULT_TEXT[name]
@@ -118,8 +129,35 @@ def _client_parsers(sub: Any) -> None:
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--model", default="", help="model name (default: the server's)")
     with_model = [one_call, model]
+    # What the model attended to: answer, summarize and embed.
+    explain = argparse.ArgumentParser(add_help=False)
+    explain.add_argument(
+        "--explain",
+        action="store_true",
+        help="also show which tokens of the text the model attended to",
+    )
+    explain.add_argument(
+        "--explain-method",
+        choices=["rollout", "attention"],
+        default="",
+        help="rollout (the server's default): attention through all layers; attention: one "
+        "layer's (implies --explain)",
+    )
+    explain.add_argument(
+        "--explain-layer",
+        type=layer_number,
+        metavar="N",
+        help="with --explain-method attention: the layer, from 1; 0: the last (implies "
+        "--explain-method attention)",
+    )
+    explain.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the explanations as a self-contained HTML page (implies --explain)",
+    )
+    explained = [*with_model, explain]
 
-    p = sub.add_parser("summarize", parents=with_model, help="summarize a UTF-8 text file")
+    p = sub.add_parser("summarize", parents=explained, help="summarize a UTF-8 text file")
     p.add_argument("file", help="the text file (- = stdin)")
     p.add_argument(
         "--max-sentences",
@@ -127,7 +165,7 @@ def _client_parsers(sub: Any) -> None:
         default=0,
         help="sentences in the summary (default: 0, the server's default of 3)",
     )
-    p = sub.add_parser("answer", parents=with_model, help="answer a question from a context")
+    p = sub.add_parser("answer", parents=explained, help="answer a question from a context")
     p.add_argument("--context", required=True, help="UTF-8 file holding the context (- = stdin)")
     p.add_argument(
         "--top-k",
@@ -136,7 +174,7 @@ def _client_parsers(sub: Any) -> None:
         help="answers to return, best first (default: 0, the server's default of 1)",
     )
     p.add_argument("question")
-    p = sub.add_parser("embed", parents=with_model, help="embed one or more texts")
+    p = sub.add_parser("embed", parents=explained, help="embed one or more texts")
     p.add_argument("texts", nargs="+")
     p.add_argument("--raw", action="store_true", help="do not L2-normalise")
     sub.add_parser("models", parents=[one_call], help="list the server's models")

@@ -19,6 +19,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from service import explain_view
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 from service.api.protos.inference import grpc_predict_v2_pb2
@@ -162,10 +163,92 @@ def describe_error(err: grpc.RpcError, args: Any) -> str:
     return f"{code.name}: {details}"
 
 
+def explain_fields(args: Any) -> dict[str, Any]:
+    """The request's explain fields. --html, --explain-method and --explain-layer imply
+    --explain; --explain-layer picks one layer's attention, so it implies that method too."""
+    method = args.explain_method or ""
+    if args.explain_layer is not None:
+        if method == "rollout":
+            raise UsageError(
+                "--explain-layer picks one layer's attention: use --explain-method attention"
+            )
+        method = "attention"
+    return {
+        "explain": bool(args.explain or args.html or method),
+        "explain_method": method,
+        "explain_layer": args.explain_layer or 0,
+    }
+
+
+def _check_writable(path: str) -> None:
+    """Fail before the call, not after it, if the --html file cannot be written."""
+    target = Path(path)
+    existed = target.exists()
+    try:
+        with target.open("a", encoding="utf-8"):  # "a": an existing file keeps its bytes
+            pass
+    except OSError as exc:
+        raise UsageError(f"--html {path}: {exc.strerror or exc}") from None
+    if not existed:
+        target.unlink(missing_ok=True)
+
+
+def _explained_source(command: str, request: Any) -> str | list[str]:
+    if command == "answer":
+        return str(request.context)
+    if command == "summarize":
+        return str(request.text)
+    return list(request.texts)
+
+
+def show_explanations(args: Any, request: Any, reply: Any) -> int:
+    """After the usual output: each explanation over its text, and the --html page.
+
+    Replies with results but no explanations come from a server that ignores explain: exit 1.
+    """
+    sections = explain_view.sections_for(
+        args.command, _explained_source(args.command, request), reply
+    )
+    if not sections and _RESULTS[args.command](reply):
+        print(
+            f"attnserve {args.command}: the server sent no explanations (is it older than "
+            "explain support?)",
+            file=sys.stderr,
+        )
+        return SERVER_ERROR
+    if not args.json:
+        colour = explain_view.use_colour(sys.stdout)
+        for title, text, explanation in sections:
+            print(f"\n{title}\n{explain_view.terminal(text, explanation, colour=colour)}")
+    if args.html:
+        try:
+            Path(args.html).write_text(explain_view.html_page(sections), encoding="utf-8")
+        except OSError as exc:
+            print(
+                f"attnserve {args.command}: --html {args.html}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return USAGE_ERROR
+        # stderr: stdout stays the reply (and stays JSON with --json).
+        print(f"wrote {len(sections)} explanation(s) to {args.html}", file=sys.stderr)
+    return 0
+
+
+# Whether a reply holds anything to explain (no answer above the threshold: nothing).
+_RESULTS: dict[str, Callable[[Any], bool]] = {
+    "answer": lambda r: bool(r.answers),
+    "summarize": lambda r: bool(r.summary or r.sentences),
+    "embed": lambda r: bool(r.embeddings),
+}
+
+
 def run_client(args: Any) -> int:
     """Run one client command; see the module docstring for what fails how."""
     try:
         request = _REQUESTS[args.command](args)
+        explain = args.command in _RESULTS and request.explain
+        if explain and args.html:
+            _check_writable(args.html)
         metadata = call_metadata(args)
         with open_channel(args) as channel:
             try:
@@ -177,6 +260,8 @@ def run_client(args: Any) -> int:
         print(f"attnserve {args.command}: {exc}", file=sys.stderr)
         return USAGE_ERROR
     _print(reply, args.json, lambda r: _READABLE[args.command](r, args))
+    if explain:
+        return show_explanations(args, request, reply)
     if args.command == "health":
         return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else SERVER_ERROR
     return 0
@@ -188,12 +273,18 @@ def _text_stub(channel: grpc.Channel) -> pb_grpc.TextInferenceStub:
 
 _REQUESTS: dict[str, Callable[[Any], Message]] = {
     "summarize": lambda a: pb.SummarizeRequest(
-        text=read_text(a.file), model=a.model, max_sentences=a.max_sentences
+        text=read_text(a.file), model=a.model, max_sentences=a.max_sentences, **explain_fields(a)
     ),
     "answer": lambda a: pb.AnswerRequest(
-        question=a.question, context=read_text(a.context), model=a.model, top_k=a.top_k
+        question=a.question,
+        context=read_text(a.context),
+        model=a.model,
+        top_k=a.top_k,
+        **explain_fields(a),
     ),
-    "embed": lambda a: pb.EmbedRequest(texts=a.texts, model=a.model, normalize=not a.raw),
+    "embed": lambda a: pb.EmbedRequest(
+        texts=a.texts, model=a.model, normalize=not a.raw, **explain_fields(a)
+    ),
     "models": lambda a: pb.ListModelsRequest(),
     "health": lambda a: health_pb2.HealthCheckRequest(service=a.service),
 }

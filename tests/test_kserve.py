@@ -102,13 +102,16 @@ def test_server_metadata(client: triton.InferenceServerClient) -> None:
              ("token_type_ids", "INT64", [-1, -1])],
             [("last_hidden_state", "FP32", [-1, -1, 384])],
         ),
-        ("minilm.embed", [("TEXT", "BYTES", [-1])], [("EMBEDDING", "FP32", [-1, 384])]),
+        # EXPLANATION: given when a request's parameter explain is true (test_explain.py).
+        ("minilm.embed", [("TEXT", "BYTES", [-1])],
+         [("EMBEDDING", "FP32", [-1, 384]), ("EXPLANATION", "BYTES", [-1])]),
         (
             "minilm.answer",
             [("QUESTION", "BYTES", [-1]), ("CONTEXT", "BYTES", [-1])],
-            [("ANSWER", "BYTES", [-1]), ("SCORE", "FP32", [-1])],
+            [("ANSWER", "BYTES", [-1]), ("SCORE", "FP32", [-1]), ("EXPLANATION", "BYTES", [-1])],
         ),
-        ("minilm.summarize", [("TEXT", "BYTES", [-1])], [("SUMMARY", "BYTES", [-1])]),
+        ("minilm.summarize", [("TEXT", "BYTES", [-1])],
+         [("SUMMARY", "BYTES", [-1]), ("EXPLANATION", "BYTES", [-1])]),
     ],
 )  # fmt: skip
 def test_model_metadata(
@@ -139,7 +142,10 @@ def test_model_config(client: triton.InferenceServerClient) -> None:
     ]
     embed = client.get_model_config("minilm.embed", as_json=True)["config"]
     assert embed["input"] == [{"name": "TEXT", "data_type": "TYPE_STRING"}]
-    assert embed["output"] == [{"name": "EMBEDDING", "data_type": "TYPE_FP32", "dims": ["384"]}]
+    assert embed["output"] == [
+        {"name": "EMBEDDING", "data_type": "TYPE_FP32", "dims": ["384"]},
+        {"name": "EXPLANATION", "data_type": "TYPE_STRING"},  # when a request asks to explain
+    ]
     assert "dynamic_batching" in embed and embed["instance_group"][0]["kind"] == "KIND_CPU"
 
 

@@ -83,6 +83,16 @@ def encoder_record(folder: Path, **changes: Any) -> mf.EncoderManifest:
         quantization=QUANTIZATION,
         variants={"int8": variant(mf.MODEL_FILE, QUANTIZATION)},
         skipped_variants={"bf16": "not measurable here"},
+        explain=mf.ExplainGraph(
+            file=mf.EXPLAIN_FILE,
+            layers=6,
+            heads=12,
+            outputs=mf.attention_names(6),
+            layout="batch, query, heads, key",
+            max_abs_diff=2.1e-06,
+            max_abs_diff_limit=1e-05,
+            passed=True,
+        ),
         source=SOURCE,
         versions=VERSIONS,
         created="2026-12-01T11:14:45Z",
@@ -228,6 +238,7 @@ def test_encoder_round_trip(tmp_path: Path) -> None:
         seq2seq=None,
         variants={"int8": mf.VariantSpec("int8", "model.onnx", 0)},
         skipped_variants={"bf16": "not measurable here"},
+        explain=mf.ExplainSpec("explain.onnx", 6, 12),
     )
 
 

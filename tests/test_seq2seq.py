@@ -274,6 +274,11 @@ def test_errors(stub: pb_grpc.TextInferenceStub) -> None:
         )
         stream = stub.SummarizeStream(request, timeout=5)
         assert code_of(lambda s=stream: list(s)) == grpc.StatusCode.INVALID_ARGUMENT
+    explain = pb.SummarizeRequest(text="a text.", model="tiny-t5", explain=True)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Summarize(explain, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "cannot explain" in (caught.value.details() or "")
     embed = pb.EmbedRequest(texts=["a"], model="tiny-t5")
     assert code_of(lambda: stub.Embed(embed, timeout=5)) == grpc.StatusCode.FAILED_PRECONDITION
     answer = pb.AnswerRequest(question="q?", context="c.", model="tiny-bart")

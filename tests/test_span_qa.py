@@ -213,6 +213,14 @@ def test_bad_options_are_invalid_argument(
     assert info.value.details()
 
 
+def test_explain_on_a_span_head_says_it_is_not_served(stub: pb_grpc.TextInferenceStub) -> None:
+    request = pb.AnswerRequest(question="who?", context=LONG_CONTEXT, explain=True)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Answer(request, timeout=10)
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "explanations of span answers are not served yet" in (info.value.details() or "")
+
+
 def test_server_still_answers(stub: pb_grpc.TextInferenceStub) -> None:
     reply = stub.Answer(pb.AnswerRequest(question="who?", context=LONG_CONTEXT), timeout=10)
     assert reply.model == "bert" and len(reply.answers) == 1

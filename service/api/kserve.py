@@ -28,7 +28,7 @@ from service.api.kserve_tensors import (
 )
 from service.api.protos.inference import grpc_predict_v2_pb2 as pb
 from service.api.protos.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from service.errors import ServiceError
+from service.errors import InvalidArgument, ServiceError
 from service.repository import Repository
 
 SERVER_NAME = "attnserve"
@@ -170,7 +170,13 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
             response = pb.ModelInferResponse(
                 model_name=v2.name, model_version=VERSION, id=request.id
             )
-            write_outputs(response, [outputs[name] for name in wanted])
+            missing = [name for name in wanted if name not in outputs]
+            if missing and request.outputs:  # asked for by name: EXPLANATION needs `explain`
+                raise InvalidArgument(
+                    f"output {missing[0]!r} is given only when the request's parameter "
+                    "'explain' is true"
+                )
+            write_outputs(response, [outputs[name] for name in wanted if name in outputs])
             return response
 
         known = self._catalogue.exists(v2)

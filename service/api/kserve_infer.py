@@ -4,22 +4,35 @@
 graph bare (token ids in, its outputs out). A view only translates: the pipeline behind it,
 the same one attnserve.v1 calls, does the work. The N items of a task request run
 concurrently so that their rows meet in the same batches.
+
+The task views also give EXPLANATION (BYTES, one JSON document per item: method, target and
+the token weights, as attnserve.v1's Explanation) when the request's parameter `explain` is
+true (`explain_method`, `explain_layer` as in attnserve.v1), on models that can explain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Protocol, TypeVar
 
 import numpy as np
 
-from service.api.kserve_tensors import BYTES, Tensor, TensorSpec, bool_parameter, int_parameter
+from service.api.kserve_tensors import (
+    BYTES,
+    Tensor,
+    TensorSpec,
+    bool_parameter,
+    int_parameter,
+    string_parameter,
+)
 from service.api.kserve_tensors import texts as decode_texts
 from service.api.protos.inference import grpc_predict_v2_pb2 as pb
 from service.errors import InvalidArgument
 from service.repository import Model
+from service.tasks.explain import Explaining, Explanation, of_spans, of_texts, requested
 from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, TENSORS, AnswerQuery, SummaryQuery
 from service.tasks.texts import Limits, Text, check_texts
 
@@ -64,13 +77,17 @@ class _Embed:
         return [TensorSpec("TEXT", BYTES, (-1,))]
 
     def outputs(self, model: Model) -> list[TensorSpec]:
-        return [TensorSpec("EMBEDDING", "FP32", (-1, model.card.dimensions))]
+        return [TensorSpec("EMBEDDING", "FP32", (-1, model.card.dimensions)), *_explained(model)]
 
     async def infer(self, call: Call) -> dict[str, Tensor]:
         texts = _texts(call, "TEXT")
         normalize = bool_parameter(call.params, "normalize", True)
+        explaining = _explaining(call)
         vectors = await call.model.pipeline(EMBED).embed(texts, normalize, call.deadline)
-        return _named(Tensor("EMBEDDING", "FP32", vectors.values.shape, array=vectors.values))
+        out = _named(Tensor("EMBEDDING", "FP32", vectors.values.shape, array=vectors.values))
+        if explaining is not None:
+            out |= _explanations(await of_texts(explaining, texts, call.deadline))
+        return out
 
 
 class _Answer:
@@ -78,7 +95,11 @@ class _Answer:
         return [TensorSpec("QUESTION", BYTES, (-1,)), TensorSpec("CONTEXT", BYTES, (-1,))]
 
     def outputs(self, model: Model) -> list[TensorSpec]:
-        return [TensorSpec("ANSWER", BYTES, (-1,)), TensorSpec("SCORE", "FP32", (-1,))]
+        return [
+            TensorSpec("ANSWER", BYTES, (-1,)),
+            TensorSpec("SCORE", "FP32", (-1,)),
+            *_explained(model),
+        ]
 
     async def infer(self, call: Call) -> dict[str, Tensor]:
         questions = _texts(call, "QUESTION")
@@ -89,15 +110,24 @@ class _Answer:
                 "send one question per context"
             )
         answerer = call.model.pipeline(ANSWER)
+        explaining = _explaining(call)
         pairs = zip(questions, contexts, strict=True)
         results = await _gather(answerer.answer(AnswerQuery(q, c), call.deadline) for q, c in pairs)
         best = [r.answers[0] if r.answers else None for r in results]  # none: "" and 0
         texts = [b.text.encode() if b else b"" for b in best]
         scores = np.array([b.score if b else 0.0 for b in best], dtype=np.float32)
-        return _named(
+        out = _named(
             Tensor("ANSWER", BYTES, (len(best),), items=texts),
             Tensor("SCORE", "FP32", (len(best),), array=scores),
         )
+        if explaining is not None:
+            target = "answer 0 over context"
+            explanations = await _gather(
+                of_spans(explaining, context, [answer] if answer else [], target, call.deadline)
+                for context, answer in zip(contexts, best, strict=True)
+            )
+            out |= _explanations(explanations)
+        return out
 
 
 class _Summarize:
@@ -105,16 +135,25 @@ class _Summarize:
         return [TensorSpec("TEXT", BYTES, (-1,))]
 
     def outputs(self, model: Model) -> list[TensorSpec]:
-        return [TensorSpec("SUMMARY", BYTES, (-1,))]
+        return [TensorSpec("SUMMARY", BYTES, (-1,)), *_explained(model)]
 
     async def infer(self, call: Call) -> dict[str, Tensor]:
         items = _texts(call, "TEXT")
         picks = int_parameter(call.params, "max_sentences", 0)  # 0: the server's default
         summarizer = call.model.pipeline(SUMMARIZE)
+        explaining = _explaining(call)
         queries = [SummaryQuery(text, max_sentences=picks) for text in items]
         summaries = await _gather(summarizer.summarize(q, call.deadline) for q in queries)
         texts = [s.text.encode() for s in summaries]
-        return _named(Tensor("SUMMARY", BYTES, (len(texts),), items=texts))
+        out = _named(Tensor("SUMMARY", BYTES, (len(texts),), items=texts))
+        if explaining is not None:
+            target = "summary sentences over text"
+            explanations = await _gather(
+                of_spans(explaining, text, summary.sentences, target, call.deadline)
+                for text, summary in zip(items, summaries, strict=True)
+            )
+            out |= _explanations(explanations)
+        return out
 
 
 class _Tensors:
@@ -148,6 +187,28 @@ VIEWS: dict[str, View] = {
     ANSWER.name: _Answer(),
     SUMMARIZE.name: _Summarize(),
 }
+
+
+EXPLANATION = "EXPLANATION"
+
+
+def _explained(model: Model) -> list[TensorSpec]:
+    """EXPLANATION where the model can explain (given only when a request asks)."""
+    return [TensorSpec(EXPLANATION, BYTES, (-1,))] if model.explainer is not None else []
+
+
+def _explaining(call: Call) -> Explaining | None:
+    return requested(
+        call.model,
+        bool_parameter(call.params, "explain", False),
+        string_parameter(call.params, "explain_method", ""),
+        int_parameter(call.params, "explain_layer", 0),
+    )
+
+
+def _explanations(explanations: list[Explanation]) -> dict[str, Tensor]:
+    items = [json.dumps(asdict(e), ensure_ascii=False).encode() for e in explanations]
+    return _named(Tensor(EXPLANATION, BYTES, (len(items),), items=items))
 
 
 def _named(*tensors: Tensor) -> dict[str, Tensor]:

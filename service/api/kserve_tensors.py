@@ -162,6 +162,14 @@ def bool_parameter(params: Mapping[str, pb.InferParameter], key: str, default: b
     return bool(params[key].bool_param)
 
 
+def string_parameter(params: Mapping[str, pb.InferParameter], key: str, default: str) -> str:
+    if key not in params:
+        return default
+    if params[key].WhichOneof("parameter_choice") != "string_param":
+        raise InvalidArgument(f"parameter {key!r} must be a string")
+    return str(params[key].string_param)
+
+
 def int_parameter(params: Mapping[str, pb.InferParameter], key: str, default: int) -> int:
     if key not in params:
         return default

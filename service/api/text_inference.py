@@ -9,7 +9,9 @@ import grpc
 from service.api.calls import CallRunner
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
+from service.errors import InvalidArgument
 from service.repository import Repository
+from service.tasks.explain import Explanation, of_spans, of_texts, requested
 from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, AnswerQuery, SummaryQuery
 from service.tasks.spans import ScoredSpan
 from service.tasks.texts import check_text, check_texts
@@ -17,6 +19,19 @@ from service.tasks.texts import check_text, check_texts
 
 def _span(span: ScoredSpan) -> pb.Span:
     return pb.Span(text=span.text, score=span.score, start=span.start, end=span.end)
+
+
+def _explanation(e: Explanation) -> pb.Explanation:
+    tokens = [
+        pb.TokenWeight(token=t.token, start=t.start, end=t.end, weight=t.weight) for t in e.tokens
+    ]
+    return pb.Explanation(tokens=tokens, method=e.method, target=e.target)
+
+
+def _explain_options(
+    request: pb.EmbedRequest | pb.AnswerRequest | pb.SummarizeRequest,
+) -> tuple[bool, str, int]:
+    return request.explain, request.explain_method, request.explain_layer
 
 
 class TextInferenceServicer(pb_grpc.TextInferenceServicer):
@@ -32,12 +47,19 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
         async def work(deadline: float | None) -> pb.EmbedResponse:
             model, embedder = self._repo.pipeline(request.model, EMBED)
             texts = check_texts(list(request.texts), "texts", self._repo.limits)
+            explaining = requested(model, *_explain_options(request))
             vectors = await embedder.embed(texts, request.normalize, deadline)
+            explanations = []
+            if explaining is not None:
+                explanations = [
+                    _explanation(e) for e in await of_texts(explaining, texts, deadline)
+                ]
             return pb.EmbedResponse(
                 embeddings=[pb.Embedding(values=row) for row in vectors.values.tolist()],
                 model=model.name,
                 dimensions=vectors.values.shape[1],
                 truncated_texts=vectors.truncated,
+                explanations=explanations,
             )
 
         label = self._calls.model_label(request.model)
@@ -48,13 +70,23 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
     ) -> pb.SummarizeResponse:
         async def work(deadline: float | None) -> pb.SummarizeResponse:
             model, summarizer = self._repo.pipeline(request.model, SUMMARIZE)
-            summary = await summarizer.summarize(self._summary_query(request), deadline)
+            query = self._summary_query(request)
+            explaining = requested(model, *_explain_options(request))
+            summary = await summarizer.summarize(query, deadline)
+            explanations = []
+            if explaining is not None:
+                target = "summary sentences over text"
+                explanation = await of_spans(
+                    explaining, query.text, summary.sentences, target, deadline
+                )
+                explanations = [_explanation(explanation)]
             return pb.SummarizeResponse(
                 summary=summary.text,
                 sentences=[_span(s) for s in summary.sentences],
                 model=model.name,
                 truncated_sentences=summary.truncated_sentences,
                 token_ids=summary.token_ids,
+                explanations=explanations,
             )
 
         label = self._calls.model_label(request.model)
@@ -65,6 +97,8 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
     ) -> AsyncIterator[pb.SummarizeChunk]:
         async def work(deadline: float | None) -> AsyncIterator[pb.SummarizeChunk]:
             model, summarizer = self._repo.pipeline(request.model, SUMMARIZE)
+            if request.explain:
+                raise InvalidArgument("explain is offered on Summarize, not on SummarizeStream")
             query = self._summary_query(request)
             # One piece behind, so that the last chunk can say it is the last.
             held: str | None = None
@@ -92,11 +126,21 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
                 request.doc_stride,
                 request.allow_no_answer,
             )
+            explaining = requested(model, *_explain_options(request))
             result = await answerer.answer(query, deadline)
+            explanations = []
+            if explaining is not None:
+                for i, answer in enumerate(result.answers):
+                    target = f"answer {i} over context"
+                    explanation = await of_spans(
+                        explaining, query.context, [answer], target, deadline
+                    )
+                    explanations.append(_explanation(explanation))
             return pb.AnswerResponse(
                 answers=[_span(a) for a in result.answers],
                 model=model.name,
                 truncated_sentences=result.truncated_sentences,
+                explanations=explanations,
             )
 
         label = self._calls.model_label(request.model)

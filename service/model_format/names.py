@@ -5,6 +5,8 @@ from __future__ import annotations
 FORMAT_VERSION = 1
 MANIFEST_FILE = "model.yaml"
 MODEL_FILE = "model.onnx"
+# An encoder's graph with its attention probabilities as outputs (export/explain.py).
+EXPLAIN_FILE = "explain.onnx"
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -26,6 +28,11 @@ SPAN_OUTPUTS = ["start_logits", "end_logits"]
 ENCODER_INPUTS = ["input_ids", "attention_mask"]  # a seq2seq encoder's
 LOGITS = "logits"
 PAST, PRESENT, CROSS = "past", "present", "cross"  # the decoder's key/value cache kinds
+
+
+def attention_names(layers: int) -> list[str]:
+    """The explanation graph's outputs: `attention.{i}` per layer, in graph order."""
+    return [f"attention.{i}" for i in range(layers)]
 
 
 def cache_names(kind: str, layers: int) -> list[str]:

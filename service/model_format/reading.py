@@ -97,6 +97,22 @@ class VariantSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ExplainSpec:
+    """The explanation graph (model.yaml `explain`), as serving reads it."""
+
+    file: str
+    layers: int
+    heads: int
+
+    @classmethod
+    def read(cls, raw: dict[str, Any]) -> ExplainSpec:
+        spec = cls(file=str(raw["file"]), layers=int(raw["layers"]), heads=int(raw["heads"]))
+        if min(spec.layers, spec.heads) < 1:
+            raise ValueError("explain.layers or explain.heads (must be positive)")
+        return spec
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     """The parts of model.yaml that serving reads."""
 
@@ -119,6 +135,7 @@ class Manifest:
     # picks what runs (`running`).
     variants: dict[str, VariantSpec]
     skipped_variants: dict[str, str]  # precision -> why the export left it out
+    explain: ExplainSpec | None  # the explanation graph; None: the model cannot explain
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
@@ -149,6 +166,7 @@ class Manifest:
                 skipped_variants={
                     str(k): str(v) for k, v in raw.get("skipped_variants", {}).items()
                 },
+                explain=ExplainSpec.read(raw["explain"]) if raw.get("explain") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"{MANIFEST_FILE} is missing or has a bad value for {exc}") from exc

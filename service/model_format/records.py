@@ -62,6 +62,20 @@ class Source:
     config_sha256: str
 
 
+@dataclass(frozen=True)
+class ExplainGraph:
+    """The explanation graph beside an encoder's fused one (model.yaml `explain`)."""
+
+    file: str
+    layers: int
+    heads: int
+    outputs: list[str]  # attention.{i}, one per layer
+    layout: str  # of each output's axes
+    max_abs_diff: float  # against transformers' output_attentions, real queries and keys
+    max_abs_diff_limit: float
+    passed: bool
+
+
 @dataclass(frozen=True, kw_only=True)
 class ManifestHeader:
     """The keys every task's model.yaml starts with."""
@@ -99,6 +113,7 @@ class EncoderManifest(ManifestHeader):
     # says why in `skipped_variants` (below its floor, or not measurable on this machine).
     variants: dict[str, Variant]
     skipped_variants: dict[str, str]
+    explain: ExplainGraph | None  # None: the model cannot explain (exported without one)
     source: Source
     versions: dict[str, str]
     created: str

@@ -8,6 +8,7 @@ exist, so a model that fails half-way still reports them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from service.seq2seq.pipeline import Seq2SeqSummarizer
 from service.tasks.answer import SentenceAnswerer
 from service.tasks.embed import EncoderEmbedder
 from service.tasks.encoder import SentenceEncoder
+from service.tasks.explain import EXPLAIN_BATCH_TOKENS, AttentionExplainer
 from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, TENSORS, Pipelines
 from service.tasks.span_qa import SpanQA
 from service.tasks.span_windows import QuestionWindows
@@ -55,6 +57,7 @@ class Builders:
         table.add(EMBED, EncoderEmbedder(encoder))
         table.add(ANSWER, SentenceAnswerer(encoder))
         table.add(SUMMARIZE, ExtractiveSummarizer(encoder))
+        self._explainer(model, folder, manifest, route, scheduler.config)
         _warm_up(model, engine, manifest.max_sequence_length, tokenizer.vocab_size)
         return table
 
@@ -72,6 +75,33 @@ class Builders:
         table.add(ANSWER, SpanQA(model.name, windows, scheduler, span, self._metrics))
         _warm_up(model, engine, manifest.max_sequence_length, tokenizer.vocab_size)
         return table
+
+    def _explainer(
+        self,
+        model: Model,
+        folder: Path,
+        manifest: Manifest,
+        route: Route,
+        batching: BatchingConfig,
+    ) -> None:
+        """The model's explainer, when its folder has an explanation graph (loaded on first
+        use, not now: most servers never explain)."""
+        if manifest.explain is None:
+            return
+        model.explainer = AttentionExplainer(
+            model,
+            folder,
+            manifest.explain,
+            folder / manifest.tokenizer_file,
+            manifest.max_sequence_length,
+            manifest.pooling,
+            route,
+            self._settings.threads(),
+            replace(
+                batching, max_batch_tokens=min(batching.max_batch_tokens, EXPLAIN_BATCH_TOKENS)
+            ),
+            self._metrics,
+        )
 
     def seq2seq(self, model: Model, folder: Path, manifest: Manifest, route: Route) -> Pipelines:
         """Abstractive Summarize: encoder and decoder graphs under a continuous batcher."""

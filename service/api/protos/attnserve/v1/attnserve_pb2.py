@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61ttnserve/v1/attnserve.proto\x12\x0c\x61ttnserve.v1\"?\n\x04Span\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05start\x18\x03 \x01(\r\x12\x0b\n\x03\x65nd\x18\x04 \x01(\r\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xa7\x01\n\x10SummarizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rmax_sentences\x18\x03 \x01(\r\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12\x11\n\tnum_beams\x18\x05 \x01(\r\x12\x16\n\x0elength_penalty\x18\x06 \x01(\x02\x12\x1c\n\x14no_repeat_ngram_size\x18\x07 \x01(\r\"\x8a\x01\n\x11SummarizeResponse\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12%\n\tsentences\x18\x02 \x03(\x0b\x32\x12.attnserve.v1.Span\x12\r\n\x05model\x18\x03 \x01(\t\x12\x1b\n\x13truncated_sentences\x18\x04 \x01(\r\x12\x11\n\ttoken_ids\x18\x05 \x03(\r\";\n\x0eSummarizeChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\r\n\x05model\x18\x03 \x01(\t\"\x98\x01\n\rAnswerRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x19\n\x11max_answer_length\x18\x05 \x01(\r\x12\x12\n\ndoc_stride\x18\x06 \x01(\r\x12\x17\n\x0f\x61llow_no_answer\x18\x07 \x01(\x08\"a\n\x0e\x41nswerResponse\x12#\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x12.attnserve.v1.Span\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1b\n\x13truncated_sentences\x18\x03 \x01(\r\"?\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tnormalize\x18\x03 \x01(\x08\"x\n\rEmbedResponse\x12+\n\nembeddings\x18\x01 \x03(\x0b\x32\x17.attnserve.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\r\x12\x17\n\x0ftruncated_texts\x18\x04 \x03(\r\"\x13\n\x11ListModelsRequest\"\xb3\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05tasks\x18\x02 \x03(\t\x12\x14\n\x0c\x61rchitecture\x18\x03 \x01(\t\x12\x1b\n\x13max_sequence_length\x18\x04 \x01(\r\x12\x11\n\tproviders\x18\x05 \x03(\t\x12\r\n\x05ready\x18\x06 \x01(\x08\x12\x11\n\tprecision\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\ndimensions\x18\t \x01(\r\"T\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.attnserve.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t2\x88\x03\n\rTextInference\x12L\n\tSummarize\x12\x1e.attnserve.v1.SummarizeRequest\x1a\x1f.attnserve.v1.SummarizeResponse\x12Q\n\x0fSummarizeStream\x12\x1e.attnserve.v1.SummarizeRequest\x1a\x1c.attnserve.v1.SummarizeChunk0\x01\x12\x43\n\x06\x41nswer\x12\x1b.attnserve.v1.AnswerRequest\x1a\x1c.attnserve.v1.AnswerResponse\x12@\n\x05\x45mbed\x12\x1a.attnserve.v1.EmbedRequest\x1a\x1b.attnserve.v1.EmbedResponse\x12O\n\nListModels\x12\x1f.attnserve.v1.ListModelsRequest\x1a .attnserve.v1.ListModelsResponseBT\n\x10\x64\x65v.attnserve.v1P\x01Z>github.com/attnserve/attnserve/gen/go/attnserve/v1;attnservev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61ttnserve/v1/attnserve.proto\x12\x0c\x61ttnserve.v1\"?\n\x04Span\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05start\x18\x03 \x01(\r\x12\x0b\n\x03\x65nd\x18\x04 \x01(\r\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"H\n\x0bTokenWeight\x12\r\n\x05token\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\r\x12\x0b\n\x03\x65nd\x18\x03 \x01(\r\x12\x0e\n\x06weight\x18\x04 \x01(\x02\"X\n\x0b\x45xplanation\x12)\n\x06tokens\x18\x01 \x03(\x0b\x32\x19.attnserve.v1.TokenWeight\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\"\xe7\x01\n\x10SummarizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rmax_sentences\x18\x03 \x01(\r\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12\x11\n\tnum_beams\x18\x05 \x01(\r\x12\x16\n\x0elength_penalty\x18\x06 \x01(\x02\x12\x1c\n\x14no_repeat_ngram_size\x18\x07 \x01(\r\x12\x0f\n\x07\x65xplain\x18\x08 \x01(\x08\x12\x16\n\x0e\x65xplain_method\x18\t \x01(\t\x12\x15\n\rexplain_layer\x18\n \x01(\r\"\xbb\x01\n\x11SummarizeResponse\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12%\n\tsentences\x18\x02 \x03(\x0b\x32\x12.attnserve.v1.Span\x12\r\n\x05model\x18\x03 \x01(\t\x12\x1b\n\x13truncated_sentences\x18\x04 \x01(\r\x12\x11\n\ttoken_ids\x18\x05 \x03(\r\x12/\n\x0c\x65xplanations\x18\x06 \x03(\x0b\x32\x19.attnserve.v1.Explanation\";\n\x0eSummarizeChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\r\n\x05model\x18\x03 \x01(\t\"\xd8\x01\n\rAnswerRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x19\n\x11max_answer_length\x18\x05 \x01(\r\x12\x12\n\ndoc_stride\x18\x06 \x01(\r\x12\x17\n\x0f\x61llow_no_answer\x18\x07 \x01(\x08\x12\x0f\n\x07\x65xplain\x18\x08 \x01(\x08\x12\x16\n\x0e\x65xplain_method\x18\t \x01(\t\x12\x15\n\rexplain_layer\x18\n \x01(\r\"\x92\x01\n\x0e\x41nswerResponse\x12#\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x12.attnserve.v1.Span\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1b\n\x13truncated_sentences\x18\x03 \x01(\r\x12/\n\x0c\x65xplanations\x18\x04 \x03(\x0b\x32\x19.attnserve.v1.Explanation\"\x7f\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tnormalize\x18\x03 \x01(\x08\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\x12\x16\n\x0e\x65xplain_method\x18\x05 \x01(\t\x12\x15\n\rexplain_layer\x18\x06 \x01(\r\"\xa9\x01\n\rEmbedResponse\x12+\n\nembeddings\x18\x01 \x03(\x0b\x32\x17.attnserve.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\r\x12\x17\n\x0ftruncated_texts\x18\x04 \x03(\r\x12/\n\x0c\x65xplanations\x18\x05 \x03(\x0b\x32\x19.attnserve.v1.Explanation\"\x13\n\x11ListModelsRequest\"\xb3\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05tasks\x18\x02 \x03(\t\x12\x14\n\x0c\x61rchitecture\x18\x03 \x01(\t\x12\x1b\n\x13max_sequence_length\x18\x04 \x01(\r\x12\x11\n\tproviders\x18\x05 \x03(\t\x12\r\n\x05ready\x18\x06 \x01(\x08\x12\x11\n\tprecision\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\ndimensions\x18\t \x01(\r\"T\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.attnserve.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t2\x88\x03\n\rTextInference\x12L\n\tSummarize\x12\x1e.attnserve.v1.SummarizeRequest\x1a\x1f.attnserve.v1.SummarizeResponse\x12Q\n\x0fSummarizeStream\x12\x1e.attnserve.v1.SummarizeRequest\x1a\x1c.attnserve.v1.SummarizeChunk0\x01\x12\x43\n\x06\x41nswer\x12\x1b.attnserve.v1.AnswerRequest\x1a\x1c.attnserve.v1.AnswerResponse\x12@\n\x05\x45mbed\x12\x1a.attnserve.v1.EmbedRequest\x1a\x1b.attnserve.v1.EmbedResponse\x12O\n\nListModels\x12\x1f.attnserve.v1.ListModelsRequest\x1a .attnserve.v1.ListModelsResponseBT\n\x10\x64\x65v.attnserve.v1P\x01Z>github.com/attnserve/attnserve/gen/go/attnserve/v1;attnservev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,26 +36,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SPAN']._serialized_end=109
   _globals['_EMBEDDING']._serialized_start=111
   _globals['_EMBEDDING']._serialized_end=138
-  _globals['_SUMMARIZEREQUEST']._serialized_start=141
-  _globals['_SUMMARIZEREQUEST']._serialized_end=308
-  _globals['_SUMMARIZERESPONSE']._serialized_start=311
-  _globals['_SUMMARIZERESPONSE']._serialized_end=449
-  _globals['_SUMMARIZECHUNK']._serialized_start=451
-  _globals['_SUMMARIZECHUNK']._serialized_end=510
-  _globals['_ANSWERREQUEST']._serialized_start=513
-  _globals['_ANSWERREQUEST']._serialized_end=665
-  _globals['_ANSWERRESPONSE']._serialized_start=667
-  _globals['_ANSWERRESPONSE']._serialized_end=764
-  _globals['_EMBEDREQUEST']._serialized_start=766
-  _globals['_EMBEDREQUEST']._serialized_end=829
-  _globals['_EMBEDRESPONSE']._serialized_start=831
-  _globals['_EMBEDRESPONSE']._serialized_end=951
-  _globals['_LISTMODELSREQUEST']._serialized_start=953
-  _globals['_LISTMODELSREQUEST']._serialized_end=972
-  _globals['_MODELINFO']._serialized_start=975
-  _globals['_MODELINFO']._serialized_end=1154
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1156
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1240
-  _globals['_TEXTINFERENCE']._serialized_start=1243
-  _globals['_TEXTINFERENCE']._serialized_end=1635
+  _globals['_TOKENWEIGHT']._serialized_start=140
+  _globals['_TOKENWEIGHT']._serialized_end=212
+  _globals['_EXPLANATION']._serialized_start=214
+  _globals['_EXPLANATION']._serialized_end=302
+  _globals['_SUMMARIZEREQUEST']._serialized_start=305
+  _globals['_SUMMARIZEREQUEST']._serialized_end=536
+  _globals['_SUMMARIZERESPONSE']._serialized_start=539
+  _globals['_SUMMARIZERESPONSE']._serialized_end=726
+  _globals['_SUMMARIZECHUNK']._serialized_start=728
+  _globals['_SUMMARIZECHUNK']._serialized_end=787
+  _globals['_ANSWERREQUEST']._serialized_start=790
+  _globals['_ANSWERREQUEST']._serialized_end=1006
+  _globals['_ANSWERRESPONSE']._serialized_start=1009
+  _globals['_ANSWERRESPONSE']._serialized_end=1155
+  _globals['_EMBEDREQUEST']._serialized_start=1157
+  _globals['_EMBEDREQUEST']._serialized_end=1284
+  _globals['_EMBEDRESPONSE']._serialized_start=1287
+  _globals['_EMBEDRESPONSE']._serialized_end=1456
+  _globals['_LISTMODELSREQUEST']._serialized_start=1458
+  _globals['_LISTMODELSREQUEST']._serialized_end=1477
+  _globals['_MODELINFO']._serialized_start=1480
+  _globals['_MODELINFO']._serialized_end=1659
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1661
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1745
+  _globals['_TEXTINFERENCE']._serialized_start=1748
+  _globals['_TEXTINFERENCE']._serialized_end=2140
 # @@protoc_insertion_point(module_scope)

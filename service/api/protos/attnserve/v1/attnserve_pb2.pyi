@@ -24,8 +24,30 @@ class Embedding(_message.Message):
     values: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
+class TokenWeight(_message.Message):
+    __slots__ = ("token", "start", "end", "weight")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    start: int
+    end: int
+    weight: float
+    def __init__(self, token: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("tokens", "method", "target")
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[TokenWeight]
+    method: str
+    target: str
+    def __init__(self, tokens: _Optional[_Iterable[_Union[TokenWeight, _Mapping]]] = ..., method: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
 class SummarizeRequest(_message.Message):
-    __slots__ = ("text", "model", "max_sentences", "max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size")
+    __slots__ = ("text", "model", "max_sentences", "max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size", "explain", "explain_method", "explain_layer")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MAX_SENTENCES_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +55,9 @@ class SummarizeRequest(_message.Message):
     NUM_BEAMS_FIELD_NUMBER: _ClassVar[int]
     LENGTH_PENALTY_FIELD_NUMBER: _ClassVar[int]
     NO_REPEAT_NGRAM_SIZE_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_METHOD_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_LAYER_FIELD_NUMBER: _ClassVar[int]
     text: str
     model: str
     max_sentences: int
@@ -40,21 +65,26 @@ class SummarizeRequest(_message.Message):
     num_beams: int
     length_penalty: float
     no_repeat_ngram_size: int
-    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., max_sentences: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., num_beams: _Optional[int] = ..., length_penalty: _Optional[float] = ..., no_repeat_ngram_size: _Optional[int] = ...) -> None: ...
+    explain: bool
+    explain_method: str
+    explain_layer: int
+    def __init__(self, text: _Optional[str] = ..., model: _Optional[str] = ..., max_sentences: _Optional[int] = ..., max_new_tokens: _Optional[int] = ..., num_beams: _Optional[int] = ..., length_penalty: _Optional[float] = ..., no_repeat_ngram_size: _Optional[int] = ..., explain: _Optional[bool] = ..., explain_method: _Optional[str] = ..., explain_layer: _Optional[int] = ...) -> None: ...
 
 class SummarizeResponse(_message.Message):
-    __slots__ = ("summary", "sentences", "model", "truncated_sentences", "token_ids")
+    __slots__ = ("summary", "sentences", "model", "truncated_sentences", "token_ids", "explanations")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     SENTENCES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_SENTENCES_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
     summary: str
     sentences: _containers.RepeatedCompositeFieldContainer[Span]
     model: str
     truncated_sentences: int
     token_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, summary: _Optional[str] = ..., sentences: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., model: _Optional[str] = ..., truncated_sentences: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    explanations: _containers.RepeatedCompositeFieldContainer[Explanation]
+    def __init__(self, summary: _Optional[str] = ..., sentences: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., model: _Optional[str] = ..., truncated_sentences: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., explanations: _Optional[_Iterable[_Union[Explanation, _Mapping]]] = ...) -> None: ...
 
 class SummarizeChunk(_message.Message):
     __slots__ = ("text", "done", "model")
@@ -67,7 +97,7 @@ class SummarizeChunk(_message.Message):
     def __init__(self, text: _Optional[str] = ..., done: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
 
 class AnswerRequest(_message.Message):
-    __slots__ = ("question", "context", "model", "top_k", "max_answer_length", "doc_stride", "allow_no_answer")
+    __slots__ = ("question", "context", "model", "top_k", "max_answer_length", "doc_stride", "allow_no_answer", "explain", "explain_method", "explain_layer")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +105,9 @@ class AnswerRequest(_message.Message):
     MAX_ANSWER_LENGTH_FIELD_NUMBER: _ClassVar[int]
     DOC_STRIDE_FIELD_NUMBER: _ClassVar[int]
     ALLOW_NO_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_METHOD_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_LAYER_FIELD_NUMBER: _ClassVar[int]
     question: str
     context: str
     model: str
@@ -82,39 +115,52 @@ class AnswerRequest(_message.Message):
     max_answer_length: int
     doc_stride: int
     allow_no_answer: bool
-    def __init__(self, question: _Optional[str] = ..., context: _Optional[str] = ..., model: _Optional[str] = ..., top_k: _Optional[int] = ..., max_answer_length: _Optional[int] = ..., doc_stride: _Optional[int] = ..., allow_no_answer: _Optional[bool] = ...) -> None: ...
+    explain: bool
+    explain_method: str
+    explain_layer: int
+    def __init__(self, question: _Optional[str] = ..., context: _Optional[str] = ..., model: _Optional[str] = ..., top_k: _Optional[int] = ..., max_answer_length: _Optional[int] = ..., doc_stride: _Optional[int] = ..., allow_no_answer: _Optional[bool] = ..., explain: _Optional[bool] = ..., explain_method: _Optional[str] = ..., explain_layer: _Optional[int] = ...) -> None: ...
 
 class AnswerResponse(_message.Message):
-    __slots__ = ("answers", "model", "truncated_sentences")
+    __slots__ = ("answers", "model", "truncated_sentences", "explanations")
     ANSWERS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
     answers: _containers.RepeatedCompositeFieldContainer[Span]
     model: str
     truncated_sentences: int
-    def __init__(self, answers: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., model: _Optional[str] = ..., truncated_sentences: _Optional[int] = ...) -> None: ...
+    explanations: _containers.RepeatedCompositeFieldContainer[Explanation]
+    def __init__(self, answers: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., model: _Optional[str] = ..., truncated_sentences: _Optional[int] = ..., explanations: _Optional[_Iterable[_Union[Explanation, _Mapping]]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("texts", "model", "normalize")
+    __slots__ = ("texts", "model", "normalize", "explain", "explain_method", "explain_layer")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_METHOD_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_LAYER_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     model: str
     normalize: bool
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., normalize: _Optional[bool] = ...) -> None: ...
+    explain: bool
+    explain_method: str
+    explain_layer: int
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., normalize: _Optional[bool] = ..., explain: _Optional[bool] = ..., explain_method: _Optional[str] = ..., explain_layer: _Optional[int] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
-    __slots__ = ("embeddings", "model", "dimensions", "truncated_texts")
+    __slots__ = ("embeddings", "model", "dimensions", "truncated_texts", "explanations")
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_TEXTS_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
     embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
     model: str
     dimensions: int
     truncated_texts: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., model: _Optional[str] = ..., dimensions: _Optional[int] = ..., truncated_texts: _Optional[_Iterable[int]] = ...) -> None: ...
+    explanations: _containers.RepeatedCompositeFieldContainer[Explanation]
+    def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., model: _Optional[str] = ..., dimensions: _Optional[int] = ..., truncated_texts: _Optional[_Iterable[int]] = ..., explanations: _Optional[_Iterable[_Union[Explanation, _Mapping]]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

@@ -1,0 +1,257 @@
+"""What an encoder attended to: token weights from its own attention probabilities.
+
+The fused graph computes attention inside its Attention nodes and never shows it, so the
+explanations come from the model's explanation graph (explain.onnx, export/explain.py),
+loaded the first time a request asks for one and run through its own scheduler: requests
+that do not ask keep the fused graph's queue and speed.
+
+Two methods, both on the head-averaged attention A_l [query, key] of each layer l:
+- "rollout" (Abnar & Zuidema 2020): R = Â_L ... Â_2 Â_1 with Â_l = 0.5 A_l + 0.5 I, rows
+  renormalized: how much each output position draws on each input token through every
+  layer, the residual connections counted.
+- "attention:L": layer L's A_L alone.
+
+A text's weights are the mean of those rows over its real tokens (a mean-pooled embedding
+draws on every position alike; a [CLS]-pooled one takes row 0), over the tokens that cover
+text (special tokens, which cover none, are left out), renormalized to sum to 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from service.batching.scheduler import BatchingConfig, Scheduler
+from service.errors import InvalidArgument, TaskNotSupported
+from service.metrics import Metrics
+from service.model_format import ExplainSpec, sha256_file
+from service.runtime.engine import Engine
+from service.runtime.precision import Route
+from service.tasks.spans import ScoredSpan
+
+if TYPE_CHECKING:
+    from service.repository import Model
+
+log = logging.getLogger(__name__)
+
+ROLLOUT, ATTENTION = "rollout", "attention"
+# Attention outputs are layers x heads x length² floats per row: a smaller token budget
+# than the fused graph's keeps one batch's outputs to tens of MB.
+EXPLAIN_BATCH_TOKENS = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class TokenWeight:
+    token: str  # the text it covers
+    start: int  # code points into the text it came from
+    end: int
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    tokens: list[TokenWeight]  # in text order; weights >= 0, summing to 1
+    method: str  # "rollout" or "attention:L"
+    target: str  # what the weights explain
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """How to weigh: rollout, or one layer's attention (layer counted from 1)."""
+
+    name: str
+    layer: int
+
+    @property
+    def label(self) -> str:
+        return ROLLOUT if self.name == ROLLOUT else f"{ATTENTION}:{self.layer}"
+
+
+def check_method(name: str, layer: int, layers: int) -> Method:
+    """The request's explain_method and explain_layer; INVALID_ARGUMENT when absurd."""
+    name = name or ROLLOUT
+    if name not in (ROLLOUT, ATTENTION):
+        raise InvalidArgument(f"explain_method must be {ROLLOUT!r} or {ATTENTION!r}; got {name!r}")
+    if layer > layers:
+        raise InvalidArgument(f"explain_layer must be between 1 and {layers} (0: the last)")
+    if name == ROLLOUT:
+        if layer:
+            raise InvalidArgument("explain_layer applies to explain_method 'attention' only")
+        return Method(ROLLOUT, 0)
+    return Method(ATTENTION, layer or layers)
+
+
+def head_mean(layers: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-layer [query, heads, key] probabilities → [layers, query, key], heads averaged."""
+    return np.stack([np.add.reduce(layer, axis=1) / layer.shape[1] for layer in layers])
+
+
+def rollout(attention: np.ndarray) -> np.ndarray:
+    """[layers, query, key] → [query, key]: attention rollout with the residual added."""
+    size = attention.shape[-1]
+    result = np.eye(size, dtype=np.float64)
+    for layer in attention:
+        mixed = 0.5 * layer + 0.5 * np.eye(size)
+        mixed /= mixed.sum(axis=-1, keepdims=True)
+        result = mixed @ result
+    return result
+
+
+def token_weights(
+    attention: np.ndarray, method: Method, rows: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """Weights over the key tokens: the method's matrix averaged over `rows` (query
+    positions), restricted to `keep` (a mask over keys) and renormalized."""
+    matrix = rollout(attention) if method.name == ROLLOUT else attention[method.layer - 1]
+    weights = matrix[rows].mean(axis=0) * keep
+    total = weights.sum()
+    return weights / total if total > 0 else keep / max(1, keep.sum())
+
+
+class AttentionExplainer:
+    """A model's explanations: its explanation graph, loaded on first use, and its queue."""
+
+    def __init__(
+        self,
+        model: Model,
+        folder: Path,
+        spec: ExplainSpec,
+        tokenizer: Path,
+        max_length: int,
+        pooling: str,
+        route: Route,
+        threads: int,
+        batching: BatchingConfig,
+        metrics: Metrics,
+    ) -> None:
+        self.layers = spec.layers
+        self._model = model
+        self._path = folder / spec.file
+        self._sha256 = model.manifest.sha256.get(spec.file) if model.manifest else None
+        self._route = Route("fp32", route.providers, ())  # probabilities as exported
+        self._threads = threads
+        self._batching = batching
+        self._metrics = metrics
+        self._max_length = max_length
+        self._first_row = pooling == "cls"
+        self._tokenizer = Tokenizer.from_file(str(tokenizer))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length)
+        self._scheduler: Scheduler | None = None
+        self._loading = asyncio.Lock()
+        self._inputs: list[str] = []
+
+    async def explain(
+        self, pieces: Sequence[str], method: Method, deadline: float | None
+    ) -> list[list[TokenWeight]]:
+        """Each piece's token weights, offsets into that piece."""
+        scheduler = await self._ready()
+        encodings = self._tokenizer.encode_batch(list(pieces))
+        rows = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        types = [np.asarray(e.type_ids, dtype=np.int64) for e in encodings]
+        with_types = "token_type_ids" in self._inputs
+        outputs = await scheduler.submit(rows, types if with_types else None, deadline)
+        weighed = []
+        for piece, encoding, out in zip(pieces, encodings, outputs, strict=True):
+            length = len(encoding.ids)
+            attention = head_mean([layer[:, :, :length] for layer in out])
+            spans = encoding.offsets
+            keep = np.array([end > start for start, end in spans], dtype=np.float64)
+            queries = np.arange(1) if self._first_row else np.arange(length)
+            weights = token_weights(attention, method, queries, keep)
+            weighed.append(
+                [
+                    TokenWeight(piece[start:end], start, end, float(w))
+                    for (start, end), w, kept in zip(spans, weights, keep, strict=True)
+                    if kept
+                ]
+            )
+        return weighed
+
+    async def _ready(self) -> Scheduler:
+        async with self._loading:
+            if self._scheduler is None:
+                self._scheduler = await asyncio.to_thread(self._load)
+                self._model.schedulers.append(self._scheduler)
+            return self._scheduler
+
+    def _load(self) -> Scheduler:
+        name = self._model.name
+        if not self._path.is_file() or sha256_file(self._path) != self._sha256:
+            raise TaskNotSupported(
+                f"model {name!r} cannot explain: {self._path.name} is missing or does not "
+                "match its sha256 in model.yaml"
+            )
+        engine = Engine(
+            f"{name} (explanations)",
+            self._path,
+            self._route,
+            self._threads,
+            lambda provider: 1,  # one session: explanations are occasional
+        )
+        self._model.engines.append(engine)
+        self._inputs = engine.input_names
+        log.info("model %s: explanation graph loaded on first use", name)
+        return Scheduler(f"{name}:explain", engine, self._batching, self._max_length, self._metrics)
+
+
+Explaining = tuple[AttentionExplainer, Method]
+
+
+def requested(model: Model, explain: bool, method: str, layer: int) -> Explaining | None:
+    """The model's explainer and the request's method when it asks to explain, checked
+    before any work: FAILED_PRECONDITION (it cannot), INVALID_ARGUMENT (bad method)."""
+    if not explain:
+        return None
+    explainer = model.explaining()
+    return explainer, check_method(method, layer, explainer.layers)
+
+
+async def of_texts(
+    explaining: Explaining, texts: Sequence[str], deadline: float | None
+) -> list[Explanation]:
+    """One explanation per text: what its embedding drew on."""
+    explainer, method = explaining
+    weighed = await explainer.explain(texts, method, deadline)
+    return [
+        Explanation(tokens, method.label, f"embedding of text {i}")
+        for i, tokens in enumerate(weighed)
+    ]
+
+
+async def of_spans(
+    explaining: Explaining,
+    text: str,
+    spans: Sequence[ScoredSpan],
+    target: str,
+    deadline: float | None,
+) -> Explanation:
+    """One explanation over `text`: what the embeddings of these pieces of it drew on."""
+    explainer, method = explaining
+    weighed = await explainer.explain([s.text for s in spans], method, deadline)
+    return over_text(text, [(s.start, s.end) for s in spans], weighed, method, target)
+
+
+def over_text(
+    text: str,
+    spans: Sequence[tuple[int, int]],
+    weighed: Sequence[Sequence[TokenWeight]],
+    method: Method,
+    target: str,
+) -> Explanation:
+    """One explanation over `text` from pieces of it (each at `spans[i]`'s start), each
+    piece's weights given an equal share."""
+    share = 1.0 / max(1, len(weighed))
+    tokens = [
+        TokenWeight(t.token, start + t.start, start + t.end, t.weight * share)
+        for (start, _end), piece in zip(spans, weighed, strict=True)
+        for t in piece
+    ]
+    return Explanation(sorted(tokens, key=lambda t: t.start), method.label, target)
