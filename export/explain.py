@@ -18,7 +18,6 @@ import onnxruntime as ort
 import torch
 
 from export.encoder import Encoder
-from export.errors import ExportError
 from export.parity import Batch
 from service.model_format import EXPLAIN_FILE, ExplainGraph, attention_names, sha256_file
 
@@ -42,15 +41,14 @@ class _Attentions(torch.nn.Module):
 def stage(
     model: Encoder, staging: Path, batch: Batch, opset: int, hashes: dict[str, str]
 ) -> ExplainGraph:
-    """explain.onnx into the folder being built, checked, its sha256 added to `hashes`;
-    ExportError when its probabilities are not transformers'."""
+    """explain.onnx into the folder being built, checked, its sha256 added to `hashes`. A
+    graph whose probabilities are not transformers' is deleted and recorded as failed: the
+    model then serves everything but explanations, and model.yaml says by how much."""
     graph = export(model, staging, batch, opset)
-    if not graph.passed:
-        raise ExportError(
-            f"explanation graph: attention probabilities differ from transformers' by "
-            f"{graph.max_abs_diff:.3g} (limit {graph.max_abs_diff_limit:g})"
-        )
-    hashes[graph.file] = sha256_file(staging / graph.file)
+    if graph.passed:
+        hashes[graph.file] = sha256_file(staging / graph.file)
+    else:
+        (staging / graph.file).unlink()
     return graph
 
 

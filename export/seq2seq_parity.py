@@ -51,7 +51,7 @@ def check(
     """`min_cosine` None: the fp32 gate (max abs diff ≤ MAX_ABS_DIFF_LIMIT, greedy ids all
     identical); else a variant's: every encoder state's and every step's logits' cosine ≥
     min_cosine, with the greedy ids that stay identical recorded, not required."""
-    ids, mask = _tokenize(tokenizer, model.generation.pad_token_id, max_length)
+    ids, mask = tokenize(tokenizer, model.generation.pad_token_id, max_length)
     encoder_session = ort.InferenceSession(str(encoder), providers=["CPUExecutionProvider"])
     decoder_session = ort.InferenceSession(str(decoder), providers=["CPUExecutionProvider"])
     encoded = dict(
@@ -117,7 +117,8 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((dot / np.maximum(norms, 1e-30)).min())
 
 
-def _tokenize(path: Path, pad: int, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+def tokenize(path: Path, pad: int, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The parity sentences' ids and mask, right-padded with `pad` to the longest."""
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length)

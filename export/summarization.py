@@ -14,7 +14,7 @@ exported with `--int8` (its `precision` then says int8).
 import shutil
 from pathlib import Path
 
-from export import fusion, seq2seq, seq2seq_parity
+from export import fusion, seq2seq, seq2seq_explain, seq2seq_parity
 from export.errors import ExportError
 from export.manifest import created_now, library_versions, source_record
 from export.output import staged_directory
@@ -45,7 +45,7 @@ def export(source: SourceFolder, out: Path, *, name: str, int8: bool = False) ->
     """`attnserve export --task summarization`: the opset is seq2seq.OPSET, whatever --opset
     says (the encoders' opset 14 has neither Attention nor TensorScatter)."""
     seq2seq.check_supported(source)
-    progress = Progress(total_steps=5)
+    progress = Progress(total_steps=6)
     progress.step(f"loading {source.path}")
     model = seq2seq.load(source)
 
@@ -94,6 +94,13 @@ def export(source: SourceFolder, out: Path, *, name: str, int8: bool = False) ->
         else:
             variants["int8"] = int8_variant
 
+        progress.step("exporting the explanation graph (cross-attention probabilities as outputs)")
+        ids, mask = seq2seq_parity.tokenize(
+            source.tokenizer_path, model.generation.pad_token_id, max_length
+        )
+        explain_hashes: dict[str, str] = {}
+        explanation = seq2seq_explain.stage(model, staging, ids, mask, explain_hashes)
+
         progress.step(f"writing {out}")
         shutil.copyfile(source.tokenizer_path, staging / TOKENIZER_FILE)
         shutil.copyfile(source.config_path, staging / CONFIG_FILE)
@@ -111,7 +118,7 @@ def export(source: SourceFolder, out: Path, *, name: str, int8: bool = False) ->
             model_type=model.model_type,
             precision="int8" if int8 else "fp32",
             files=files,
-            sha256={f: sha256_file(staging / f) for f in dict.fromkeys(hashed)},
+            sha256={f: sha256_file(staging / f) for f in dict.fromkeys(hashed)} | explain_hashes,
             max_sequence_length=max_length,
             max_decoder_length=model.decoder_limit,
             hidden_size=model.d_model,
@@ -132,6 +139,7 @@ def export(source: SourceFolder, out: Path, *, name: str, int8: bool = False) ->
             parity=parity,
             variants=variants,
             skipped_variants=skipped,
+            explain=explanation,
             source=source_record(source),
             versions=library_versions(),
             created=created_now(),

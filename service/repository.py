@@ -20,7 +20,7 @@ from service.runtime.engine import Engine, EngineError
 from service.runtime.machine import Machine, detect
 from service.runtime.precision import Route, choose
 from service.seq2seq.batcher import ContinuousBatcher
-from service.tasks.explain import AttentionExplainer
+from service.tasks.explain import AttentionExplainer, CrossAttentionExplainer
 from service.tasks.loading import Builders
 from service.tasks.pipelines import EMBED, TENSORS, Pipelines, Task
 from service.tasks.texts import Limits
@@ -59,7 +59,8 @@ class Model:
     schedulers: list[Scheduler] = field(default_factory=list)
     batchers: list[ContinuousBatcher] = field(default_factory=list)
     engines: list[Engine] = field(default_factory=list)  # for its engine CPU time
-    explainer: AttentionExplainer | None = None  # None: it cannot explain (see `explaining`)
+    # None: it cannot explain (`explaining` says why).
+    explainer: AttentionExplainer | CrossAttentionExplainer | None = None
 
     @property
     def tasks(self) -> list[str]:
@@ -80,18 +81,17 @@ class Model:
             raise self.cannot(task.name)
         return found
 
-    def explaining(self) -> AttentionExplainer:
+    def explaining(self) -> AttentionExplainer | CrossAttentionExplainer:
         """Its explainer; FAILED_PRECONDITION saying why it has none."""
         if self.explainer is not None:
             return self.explainer
-        if self.manifest is not None and self.manifest.seq2seq is not None:
-            why = "explanations of seq2seq summaries (over cross-attention) are not served yet"
-        elif self.manifest is not None and self.manifest.span is not None:
+        if self.manifest is not None and self.manifest.span is not None:
             why = "explanations of span answers are not served yet"
         else:
             why = (
-                "its folder has no explanation graph (model.yaml `explain`): export it again "
-                "with this version of attnserve"
+                "its folder has no explanation graph that held its check (model.yaml "
+                "`explain`: absent when exported before explanations, or `passed: false` when "
+                "its probabilities missed transformers' by more than 1e-5)"
             )
         raise TaskNotSupported(f"model {self.name!r} cannot explain: {why}")
 

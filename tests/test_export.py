@@ -48,6 +48,7 @@ MANIFEST_KEYS = [
     "quantization",
     "variants",
     "skipped_variants",
+    "explain",
     "source",
     "versions",
     "created",
@@ -259,12 +260,13 @@ def test_tiny_bert_exports(tiny_bert: Path, tmp_path: Path) -> None:
     result = run_export(tiny_bert, "--task", "feature-extraction", "--out", out)
     assert result.returncode == 0, result.stderr
     progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
-    assert [line.split("]")[0] for line in progress] == [f"[{i}/6" for i in range(1, 7)]
+    assert [line.split("]")[0] for line in progress] == [f"[{i}/7" for i in range(1, 8)]
 
     manifest = yaml.safe_load((out / "model.yaml").read_text())
     graphs = {v["file"] for v in manifest["variants"].values()}
+    assert manifest["explain"]["passed"]  # attention probabilities within 1e-5
     assert sorted(path.name for path in out.iterdir()) == sorted(
-        {"config.json", "model.yaml", "tokenizer.json", *graphs}
+        {"config.json", "model.yaml", "tokenizer.json", "explain.onnx", *graphs}
     )
     assert "model.fp16.onnx" in graphs
     assert list(manifest) == MANIFEST_KEYS

@@ -32,7 +32,14 @@ from service.api.kserve_tensors import texts as decode_texts
 from service.api.protos.inference import grpc_predict_v2_pb2 as pb
 from service.errors import InvalidArgument
 from service.repository import Model
-from service.tasks.explain import Explaining, Explanation, of_spans, of_texts, requested
+from service.tasks.explain import (
+    Explaining,
+    Explanation,
+    of_spans,
+    of_summary,
+    of_texts,
+    requested,
+)
 from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, TENSORS, AnswerQuery, SummaryQuery
 from service.tasks.texts import Limits, Text, check_texts
 
@@ -147,9 +154,8 @@ class _Summarize:
         texts = [s.text.encode() for s in summaries]
         out = _named(Tensor("SUMMARY", BYTES, (len(texts),), items=texts))
         if explaining is not None:
-            target = "summary sentences over text"
             explanations = await _gather(
-                of_spans(explaining, text, summary.sentences, target, call.deadline)
+                of_summary(explaining, text, summary, call.deadline)
                 for text, summary in zip(items, summaries, strict=True)
             )
             out |= _explanations(explanations)

@@ -11,7 +11,7 @@ from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 from service.errors import InvalidArgument
 from service.repository import Repository
-from service.tasks.explain import Explanation, of_spans, of_texts, requested
+from service.tasks.explain import Explanation, of_spans, of_summary, of_texts, requested
 from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, AnswerQuery, SummaryQuery
 from service.tasks.spans import ScoredSpan
 from service.tasks.texts import check_text, check_texts
@@ -75,11 +75,9 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
             summary = await summarizer.summarize(query, deadline)
             explanations = []
             if explaining is not None:
-                target = "summary sentences over text"
-                explanation = await of_spans(
-                    explaining, query.text, summary.sentences, target, deadline
-                )
-                explanations = [_explanation(explanation)]
+                explanations = [
+                    _explanation(await of_summary(explaining, query.text, summary, deadline))
+                ]
             return pb.SummarizeResponse(
                 summary=summary.text,
                 sentences=[_span(s) for s in summary.sentences],

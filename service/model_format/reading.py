@@ -166,7 +166,7 @@ class Manifest:
                 skipped_variants={
                     str(k): str(v) for k, v in raw.get("skipped_variants", {}).items()
                 },
-                explain=ExplainSpec.read(raw["explain"]) if raw.get("explain") else None,
+                explain=_explain(raw.get("explain")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"{MANIFEST_FILE} is missing or has a bad value for {exc}") from exc
@@ -280,6 +280,13 @@ def _variants(raw: dict[str, Any]) -> dict[str, VariantSpec]:
     if any(v.fp32_rows_up_to for v in variants.values()) and "fp32" not in variants:
         raise ValueError("variants (fp32_rows_up_to needs an fp32 variant)")
     return variants
+
+
+def _explain(raw: Any) -> ExplainSpec | None:
+    """The explanation graph, when the export wrote one that held its check."""
+    if not raw or not raw.get("passed"):
+        return None
+    return ExplainSpec.read(raw)
 
 
 def _optional_id(value: Any) -> int | None:

@@ -209,6 +209,7 @@ class Seq2SeqManifest(ManifestHeader):
     # Every precision it runs in, fp32 (the files above) included; one left out says why.
     variants: dict[str, Seq2SeqVariant]
     skipped_variants: dict[str, str]
+    explain: ExplainGraph | None  # cross-attention probabilities; None: it cannot explain
     source: Source
     versions: dict[str, str]
     created: str

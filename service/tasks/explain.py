@@ -34,6 +34,7 @@ from service.metrics import Metrics
 from service.model_format import ExplainSpec, sha256_file
 from service.runtime.engine import Engine
 from service.runtime.precision import Route
+from service.tasks.pipelines import Summary
 from service.tasks.spans import ScoredSpan
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class Method:
 
     @property
     def label(self) -> str:
-        return ROLLOUT if self.name == ROLLOUT else f"{ATTENTION}:{self.layer}"
+        return ROLLOUT if self.name == ROLLOUT else f"{self.name}:{self.layer}"
 
 
 def check_method(name: str, layer: int, layers: int) -> Method:
@@ -115,6 +116,45 @@ def token_weights(
     return weights / total if total > 0 else keep / max(1, keep.sum())
 
 
+class LazyGraph:
+    """A model's explanation graph: checked against its sha256 and loaded on first use."""
+
+    def __init__(self, model: Model, folder: Path, spec: ExplainSpec, route: Route, threads: int):
+        self._model = model
+        self._path = folder / spec.file
+        self._sha256 = model.manifest.sha256.get(spec.file) if model.manifest else None
+        self._route = Route("fp32", route.providers, ())  # probabilities as exported
+        self._threads = threads
+        self._engine: Engine | None = None
+        self._loading = asyncio.Lock()
+
+    async def engine(self) -> tuple[Engine, bool]:
+        """The engine, and whether this call loaded it."""
+        async with self._loading:
+            if self._engine is not None:
+                return self._engine, False
+            self._engine = await asyncio.to_thread(self._load)
+            return self._engine, True
+
+    def _load(self) -> Engine:
+        name = self._model.name
+        if not self._path.is_file() or sha256_file(self._path) != self._sha256:
+            raise TaskNotSupported(
+                f"model {name!r} cannot explain: {self._path.name} is missing or does not "
+                "match its sha256 in model.yaml"
+            )
+        engine = Engine(
+            f"{name} (explanations)",
+            self._path,
+            self._route,
+            self._threads,
+            lambda provider: 1,  # one session: explanations are occasional
+        )
+        self._model.engines.append(engine)
+        log.info("model %s: explanation graph loaded on first use", name)
+        return engine
+
+
 class AttentionExplainer:
     """A model's explanations: its explanation graph, loaded on first use, and its queue."""
 
@@ -133,10 +173,7 @@ class AttentionExplainer:
     ) -> None:
         self.layers = spec.layers
         self._model = model
-        self._path = folder / spec.file
-        self._sha256 = model.manifest.sha256.get(spec.file) if model.manifest else None
-        self._route = Route("fp32", route.providers, ())  # probabilities as exported
-        self._threads = threads
+        self._graph = LazyGraph(model, folder, spec, route, threads)
         self._batching = batching
         self._metrics = metrics
         self._max_length = max_length
@@ -145,8 +182,10 @@ class AttentionExplainer:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length)
         self._scheduler: Scheduler | None = None
-        self._loading = asyncio.Lock()
         self._inputs: list[str] = []
+
+    def check(self, name: str, layer: int) -> Method:
+        return check_method(name, layer, self.layers)
 
     async def explain(
         self, pieces: Sequence[str], method: Method, deadline: float | None
@@ -176,33 +215,19 @@ class AttentionExplainer:
         return weighed
 
     async def _ready(self) -> Scheduler:
-        async with self._loading:
-            if self._scheduler is None:
-                self._scheduler = await asyncio.to_thread(self._load)
-                self._model.schedulers.append(self._scheduler)
-            return self._scheduler
-
-    def _load(self) -> Scheduler:
-        name = self._model.name
-        if not self._path.is_file() or sha256_file(self._path) != self._sha256:
-            raise TaskNotSupported(
-                f"model {name!r} cannot explain: {self._path.name} is missing or does not "
-                "match its sha256 in model.yaml"
+        engine, loaded = await self._graph.engine()
+        if loaded:
+            self._inputs = engine.input_names
+            name = self._model.name
+            self._scheduler = Scheduler(
+                f"{name}:explain", engine, self._batching, self._max_length, self._metrics
             )
-        engine = Engine(
-            f"{name} (explanations)",
-            self._path,
-            self._route,
-            self._threads,
-            lambda provider: 1,  # one session: explanations are occasional
-        )
-        self._model.engines.append(engine)
-        self._inputs = engine.input_names
-        log.info("model %s: explanation graph loaded on first use", name)
-        return Scheduler(f"{name}:explain", engine, self._batching, self._max_length, self._metrics)
+            self._model.schedulers.append(self._scheduler)
+        assert self._scheduler is not None
+        return self._scheduler
 
 
-Explaining = tuple[AttentionExplainer, Method]
+Explaining = tuple["AttentionExplainer | CrossAttentionExplainer", Method]
 
 
 def requested(model: Model, explain: bool, method: str, layer: int) -> Explaining | None:
@@ -211,7 +236,7 @@ def requested(model: Model, explain: bool, method: str, layer: int) -> Explainin
     if not explain:
         return None
     explainer = model.explaining()
-    return explainer, check_method(method, layer, explainer.layers)
+    return explainer, explainer.check(method, layer)
 
 
 async def of_texts(
@@ -219,6 +244,7 @@ async def of_texts(
 ) -> list[Explanation]:
     """One explanation per text: what its embedding drew on."""
     explainer, method = explaining
+    assert isinstance(explainer, AttentionExplainer)
     weighed = await explainer.explain(texts, method, deadline)
     return [
         Explanation(tokens, method.label, f"embedding of text {i}")
@@ -235,8 +261,22 @@ async def of_spans(
 ) -> Explanation:
     """One explanation over `text`: what the embeddings of these pieces of it drew on."""
     explainer, method = explaining
+    assert isinstance(explainer, AttentionExplainer)
     weighed = await explainer.explain([s.text for s in spans], method, deadline)
     return over_text(text, [(s.start, s.end) for s in spans], weighed, method, target)
+
+
+async def of_summary(
+    explaining: Explaining, text: str, summary: Summary, deadline: float | None
+) -> Explanation:
+    """A summary's explanation over its text: the chosen sentences' embeddings
+    (extractive), or the generated tokens' cross-attention (seq2seq)."""
+    explainer, method = explaining
+    if isinstance(explainer, CrossAttentionExplainer):
+        return await explainer.summary(text, summary.token_ids, method)
+    return await of_spans(
+        explaining, text, summary.sentences, "summary sentences over text", deadline
+    )
 
 
 def over_text(
@@ -255,3 +295,71 @@ def over_text(
         for t in piece
     ]
     return Explanation(sorted(tokens, key=lambda t: t.start), method.label, target)
+
+
+CROSS_ATTENTION = "cross-attention"
+
+
+class CrossAttentionExplainer:
+    """A seq2seq model's explanations: which source tokens the generated tokens' cross-
+    attention weighed. One teacher-forced pass of the explanation graph (the source, and the
+    start token with the generated tokens but the last) gives each decoder layer's
+    cross-attention [heads, target, source]; the weights are the chosen layer's (the last by
+    default), averaged over heads and generated tokens, over the source tokens that cover
+    text, renormalized. Rollout has no meaning across the two stacks: refused."""
+
+    def __init__(
+        self,
+        model: Model,
+        folder: Path,
+        spec: ExplainSpec,
+        tokenizer: Path,
+        max_length: int,
+        decoder_start: int,
+        route: Route,
+        threads: int,
+    ) -> None:
+        self.layers = spec.layers
+        self._graph = LazyGraph(model, folder, spec, route, threads)
+        self._start = decoder_start
+        self._tokenizer = Tokenizer.from_file(str(tokenizer))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length)
+
+    def check(self, name: str, layer: int) -> Method:
+        if name not in ("", ATTENTION):
+            raise InvalidArgument(
+                f"a seq2seq model explains with its cross-attention: explain_method "
+                f"{ATTENTION!r} (or empty); got {name!r}"
+            )
+        if layer > self.layers:
+            raise InvalidArgument(
+                f"explain_layer must be between 1 and {self.layers} (0: the last)"
+            )
+        return Method(CROSS_ATTENTION, layer or self.layers)
+
+    async def summary(self, text: str, generated: Sequence[int], method: Method) -> Explanation:
+        target = "summary over text"
+        engine, _ = await self._graph.engine()
+        encoding = self._tokenizer.encode(text)
+        if not generated:
+            return Explanation([], method.label, target)
+        ids = np.asarray([encoding.ids], dtype=np.int64)
+        decoder = np.asarray([[self._start, *generated[:-1]]], dtype=np.int64)
+        feeds = {
+            "input_ids": ids,
+            "attention_mask": np.ones_like(ids),
+            "decoder_input_ids": decoder,
+        }
+        outputs = await asyncio.to_thread(engine.run, feeds)
+        layer = outputs[method.layer - 1][0]  # [heads, target, source]
+        pooled = layer.mean(axis=(0, 1))
+        keep = np.array([end > start for start, end in encoding.offsets], dtype=np.float64)
+        weights = pooled * keep
+        weights = weights / weights.sum() if weights.sum() > 0 else keep / max(1, keep.sum())
+        tokens = [
+            TokenWeight(text[start:end], start, end, float(w))
+            for (start, end), w, kept in zip(encoding.offsets, weights, keep, strict=True)
+            if kept
+        ]
+        return Explanation(tokens, method.label, target)

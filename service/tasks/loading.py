@@ -26,7 +26,11 @@ from service.seq2seq.pipeline import Seq2SeqSummarizer
 from service.tasks.answer import SentenceAnswerer
 from service.tasks.embed import EncoderEmbedder
 from service.tasks.encoder import SentenceEncoder
-from service.tasks.explain import EXPLAIN_BATCH_TOKENS, AttentionExplainer
+from service.tasks.explain import (
+    EXPLAIN_BATCH_TOKENS,
+    AttentionExplainer,
+    CrossAttentionExplainer,
+)
 from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, TENSORS, Pipelines
 from service.tasks.span_qa import SpanQA
 from service.tasks.span_windows import QuestionWindows
@@ -123,6 +127,17 @@ class Builders:
             model.name, graphs, settings.max_batch_size, settings.max_sequences, self._metrics
         )
         model.batchers.append(batcher)
+        if manifest.explain is not None:
+            model.explainer = CrossAttentionExplainer(
+                model,
+                folder,
+                manifest.explain,
+                folder / manifest.tokenizer_file,
+                manifest.max_sequence_length,
+                spec.decoder_start_token_id,
+                route,
+                settings.threads(),
+            )
         table = Pipelines()
         summarizer = Seq2SeqSummarizer(model.name, tokenizer, spec, batcher, self._metrics)
         table.add(SUMMARIZE, summarizer)
