@@ -44,7 +44,25 @@ def stage(
     """explain.onnx into the folder being built, checked, its sha256 added to `hashes`. A
     graph whose probabilities are not transformers' is deleted and recorded as failed: the
     model then serves everything but explanations, and model.yaml says by how much."""
-    graph = export(model, staging, batch, opset)
+    return kept(export(model, staging, batch, opset), staging, hashes)
+
+
+def checked(layers: int, heads: int, layout: str, diff: float) -> ExplainGraph:
+    """The record of explain.onnx, its probabilities `diff` from transformers'."""
+    return ExplainGraph(
+        file=EXPLAIN_FILE,
+        layers=layers,
+        heads=heads,
+        outputs=attention_names(layers),
+        layout=layout,
+        max_abs_diff=diff,
+        max_abs_diff_limit=EXPLAIN_LIMIT,
+        passed=diff <= EXPLAIN_LIMIT,
+    )
+
+
+def kept(graph: ExplainGraph, staging: Path, hashes: dict[str, str]) -> ExplainGraph:
+    """A graph that held its check hashed into `hashes`; one that did not, deleted."""
     if graph.passed:
         hashes[graph.file] = sha256_file(staging / graph.file)
     else:
@@ -75,16 +93,7 @@ def export(model: Encoder, staging: Path, batch: Batch, opset: int) -> ExplainGr
             do_constant_folding=True,
         )
     diff = _max_diff(wrapper, path, batch, model.input_names)
-    return ExplainGraph(
-        file=EXPLAIN_FILE,
-        layers=model.num_layers,
-        heads=model.num_heads,
-        outputs=names,
-        layout="batch, query, heads, key",
-        max_abs_diff=diff,
-        max_abs_diff_limit=EXPLAIN_LIMIT,
-        passed=diff <= EXPLAIN_LIMIT,
-    )
+    return checked(model.num_layers, model.num_heads, "batch, query, heads, key", diff)
 
 
 def _max_diff(wrapper: _Attentions, path: Path, batch: Batch, input_names: list[str]) -> float:

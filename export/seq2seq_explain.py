@@ -20,9 +20,9 @@ import onnxruntime as ort
 import torch
 from torch.export import Dim
 
-from export.explain import EXPLAIN_LIMIT
+from export.explain import checked, kept
 from export.seq2seq import OPSET, Seq2Seq
-from service.model_format import EXPLAIN_FILE, ExplainGraph, attention_names, sha256_file
+from service.model_format import EXPLAIN_FILE, ExplainGraph, attention_names
 
 INPUTS = ["input_ids", "attention_mask", "decoder_input_ids"]
 _TARGET = 6  # decoder tokens in the check
@@ -86,18 +86,5 @@ def stage(
         float(np.abs(ours - theirs.numpy())[real].max())
         for ours, theirs in zip(graph, reference, strict=True)
     )
-    record = ExplainGraph(
-        file=EXPLAIN_FILE,
-        layers=model.num_layers,
-        heads=model.num_heads,
-        outputs=names,
-        layout="batch, heads, target, source (cross-attention)",
-        max_abs_diff=diff,
-        max_abs_diff_limit=EXPLAIN_LIMIT,
-        passed=diff <= EXPLAIN_LIMIT,
-    )
-    if record.passed:
-        hashes[record.file] = sha256_file(path)
-    else:
-        path.unlink()
-    return record
+    layout = "batch, heads, target, source (cross-attention)"
+    return kept(checked(model.num_layers, model.num_heads, layout, diff), staging, hashes)

@@ -193,6 +193,7 @@ def seq2seq_record(folder: Path) -> mf.Seq2SeqManifest:
             ),
         },
         skipped_variants={},
+        explain=None,
         source=SOURCE,
         versions=VERSIONS,
         created="2026-12-01T11:14:45Z",
