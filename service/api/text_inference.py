@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -128,12 +129,16 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
             result = await answerer.answer(query, deadline)
             explanations = []
             if explaining is not None:
-                for i, answer in enumerate(result.answers):
-                    target = f"answer {i} over context"
-                    explanation = await of_spans(
-                        explaining, query.context, [answer], target, deadline
+                # Side by side, so that the answers' rows meet in one explanation batch.
+                explained = await asyncio.gather(
+                    *(
+                        of_spans(
+                            explaining, query.context, [a], f"answer {i} over context", deadline
+                        )
+                        for i, a in enumerate(result.answers)
                     )
-                    explanations.append(_explanation(explanation))
+                )
+                explanations = [_explanation(e) for e in explained]
             return pb.AnswerResponse(
                 answers=[_span(a) for a in result.answers],
                 model=model.name,

@@ -1,4 +1,5 @@
-"""What an encoder attended to: token weights from its own attention probabilities.
+"""What a model attended to: token weights from its own attention probabilities (an
+encoder's self-attention; a seq2seq model's cross-attention, CrossAttentionExplainer below).
 
 The fused graph computes attention inside its Attention nodes and never shows it, so the
 explanations come from the model's explanation graph (explain.onnx, export/explain.py),
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tokenizers import Tokenizer
+from tokenizers import Encoding
 
 from service.batching.scheduler import BatchingConfig, Scheduler
 from service.errors import InvalidArgument, TaskNotSupported
@@ -36,6 +37,7 @@ from service.runtime.engine import Engine
 from service.runtime.precision import Route
 from service.tasks.pipelines import Summary
 from service.tasks.spans import ScoredSpan
+from service.tasks.tokenizer import TextTokenizer
 
 if TYPE_CHECKING:
     from service.repository import Model
@@ -105,15 +107,25 @@ def rollout(attention: np.ndarray) -> np.ndarray:
     return result
 
 
-def token_weights(
-    attention: np.ndarray, method: Method, rows: np.ndarray, keep: np.ndarray
-) -> np.ndarray:
-    """Weights over the key tokens: the method's matrix averaged over `rows` (query
-    positions), restricted to `keep` (a mask over keys) and renormalized."""
+def token_weights(attention: np.ndarray, method: Method, rows: np.ndarray) -> np.ndarray:
+    """Scores over the key tokens: the method's matrix averaged over `rows` (query
+    positions)."""
     matrix = rollout(attention) if method.name == ROLLOUT else attention[method.layer - 1]
-    weights = matrix[rows].mean(axis=0) * keep
+    return np.asarray(matrix[rows].mean(axis=0))
+
+
+def weighed_tokens(text: str, encoding: Encoding, scores: np.ndarray) -> list[TokenWeight]:
+    """`text`'s tokens that cover some of it (special tokens cover none and are left out),
+    each with its score's share of theirs."""
+    keep = np.array([end > start for start, end in encoding.offsets], dtype=np.float64)
+    weights = scores * keep
     total = weights.sum()
-    return weights / total if total > 0 else keep / max(1, keep.sum())
+    weights = weights / total if total > 0 else keep / max(1, keep.sum())
+    return [
+        TokenWeight(text[start:end], start, end, float(w))
+        for (start, end), w, kept in zip(encoding.offsets, weights, keep, strict=True)
+        if kept
+    ]
 
 
 class LazyGraph:
@@ -178,9 +190,7 @@ class AttentionExplainer:
         self._metrics = metrics
         self._max_length = max_length
         self._first_row = pooling == "cls"
-        self._tokenizer = Tokenizer.from_file(str(tokenizer))
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length)
+        self._tokenizer = TextTokenizer(tokenizer, max_length)
         self._scheduler: Scheduler | None = None
         self._inputs: list[str] = []
 
@@ -192,7 +202,7 @@ class AttentionExplainer:
     ) -> list[list[TokenWeight]]:
         """Each piece's token weights, offsets into that piece."""
         scheduler = await self._ready()
-        encodings = self._tokenizer.encode_batch(list(pieces))
+        encodings = self._tokenizer.encode_with_offsets(list(pieces))
         rows = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         types = [np.asarray(e.type_ids, dtype=np.int64) for e in encodings]
         with_types = "token_type_ids" in self._inputs
@@ -201,17 +211,9 @@ class AttentionExplainer:
         for piece, encoding, out in zip(pieces, encodings, outputs, strict=True):
             length = len(encoding.ids)
             attention = head_mean([layer[:, :, :length] for layer in out])
-            spans = encoding.offsets
-            keep = np.array([end > start for start, end in spans], dtype=np.float64)
             queries = np.arange(1) if self._first_row else np.arange(length)
-            weights = token_weights(attention, method, queries, keep)
-            weighed.append(
-                [
-                    TokenWeight(piece[start:end], start, end, float(w))
-                    for (start, end), w, kept in zip(spans, weights, keep, strict=True)
-                    if kept
-                ]
-            )
+            scores = token_weights(attention, method, queries)
+            weighed.append(weighed_tokens(piece, encoding, scores))
         return weighed
 
     async def _ready(self) -> Scheduler:
@@ -322,9 +324,7 @@ class CrossAttentionExplainer:
         self.layers = spec.layers
         self._graph = LazyGraph(model, folder, spec, route, threads)
         self._start = decoder_start
-        self._tokenizer = Tokenizer.from_file(str(tokenizer))
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length)
+        self._tokenizer = TextTokenizer(tokenizer, max_length)
 
     def check(self, name: str, layer: int) -> Method:
         if name not in ("", ATTENTION):
@@ -341,7 +341,7 @@ class CrossAttentionExplainer:
     async def summary(self, text: str, generated: Sequence[int], method: Method) -> Explanation:
         target = "summary over text"
         engine, _ = await self._graph.engine()
-        encoding = self._tokenizer.encode(text)
+        (encoding,) = self._tokenizer.encode_with_offsets([text])
         if not generated:
             return Explanation([], method.label, target)
         ids = np.asarray([encoding.ids], dtype=np.int64)
@@ -353,13 +353,5 @@ class CrossAttentionExplainer:
         }
         outputs = await asyncio.to_thread(engine.run, feeds)
         layer = outputs[method.layer - 1][0]  # [heads, target, source]
-        pooled = layer.mean(axis=(0, 1))
-        keep = np.array([end > start for start, end in encoding.offsets], dtype=np.float64)
-        weights = pooled * keep
-        weights = weights / weights.sum() if weights.sum() > 0 else keep / max(1, keep.sum())
-        tokens = [
-            TokenWeight(text[start:end], start, end, float(w))
-            for (start, end), w, kept in zip(encoding.offsets, weights, keep, strict=True)
-            if kept
-        ]
+        tokens = weighed_tokens(text, encoding, layer.mean(axis=(0, 1)))
         return Explanation(tokens, method.label, target)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,11 @@ class TextTokenizer:
             Encoded(np.asarray(e.ids, dtype=np.int64), truncated=bool(e.overflowing))
             for e in encodings
         ]
+
+    def encode_with_offsets(self, texts: list[str]) -> list[Encoding]:
+        """The library's encodings, with each token's code-point offsets into its text
+        (special tokens cover none: start == end) and its type ids."""
+        return list(self._tok.encode_batch(texts))
 
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids, special tokens (end of sequence, padding) left out."""
