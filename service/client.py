@@ -147,6 +147,9 @@ def describe_error(err: grpc.RpcError, args: Any) -> str:
     code, details = err.code(), err.details() or ""
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and details == "Deadline Exceeded":
         details = f"no answer within --timeout {args.timeout:g} s (the client's deadline passed)"
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        # The server saw the same deadline first (gRPC sends it along): still the client's.
+        details = f"{details} (--timeout {args.timeout:g} s: the client's deadline)"
     elif code == grpc.StatusCode.UNAVAILABLE:
         tls = _uses_tls(args)
         lowered = details.lower()
