@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export import encoder, fusion, parity, variants
+from export import encoder, explain, fusion, parity, variants
 from export.errors import ExportError
 from export.feature_extraction import require_parity
 from export.output import staged_directory
@@ -38,7 +38,7 @@ _UNFUSED_EMBEDDINGS = {
 
 def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfused: bool) -> None:
     encoder.check_supported(source, encoder.SPAN_LOGITS)
-    progress = Progress(total_steps=6)
+    progress = Progress(total_steps=7)
     progress.step(f"loading {source.path}")
     model = encoder.load_encoder(source, encoder.SPAN_LOGITS)
     window = min(max_sequence_length(source, model.position_limit), PIPELINE_MAX_WINDOW)
@@ -71,6 +71,8 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
         check = variants.ParityCheck(batch, reference, np.ravel, same)
         held, skipped = variants.build(staging, result, check, ["bf16", "fp16"])
         hashes.update(variants.hashes(staging, held))
+        progress.step("exporting the explanation graph (attention probabilities as outputs)")
+        explanation = explain.stage(model, staging, batch, opset, hashes)
         progress.step(f"writing {out}")
         manifest = encoder.graph_record(
             SpanManifest,
@@ -91,7 +93,7 @@ def export(source: SourceFolder, out: Path, *, name: str, opset: int, allow_unfu
             quantization=None,
             variants=held,
             skipped_variants=skipped,
-            explain=None,  # explanations of span answers are not served yet
+            explain=explanation,
             question_answering=decoding,
             fusion_notes=_fusion_notes(summary, model),
         )

@@ -85,14 +85,11 @@ class Model:
         """Its explainer; FAILED_PRECONDITION saying why it has none."""
         if self.explainer is not None:
             return self.explainer
-        if self.manifest is not None and self.manifest.span is not None:
-            why = "explanations of span answers are not served yet"
-        else:
-            why = (
-                "its folder has no explanation graph that held its check (model.yaml "
-                "`explain`: absent when exported before explanations, or `passed: false` when "
-                "its probabilities missed transformers' by more than 1e-5)"
-            )
+        why = (
+            "its folder has no explanation graph that held its check (model.yaml "
+            "`explain`: absent when exported before explanations, or `passed: false` when "
+            "its probabilities missed transformers' by more than 1e-5)"
+        )
         raise TaskNotSupported(f"model {self.name!r} cannot explain: {why}")
 
     def cannot(self, task: str) -> TaskNotSupported:

@@ -38,7 +38,8 @@ def test_no_answer_wins_only_when_allowed(window: Window) -> None:
     scored = [score_window(start, end, window.candidates, 15, 12)]
     assert rank_answers(CONTEXT, [window], scored, 3, allow_no_answer=True) == []
     best = rank_answers(CONTEXT, [window], scored, 1, allow_no_answer=False)
-    assert [(a.text, CONTEXT[a.start : a.end]) for a in best] == [("café", "café")]
+    assert [(a.text, CONTEXT[a.start : a.end]) for a, _ in best] == [("café", "café")]
+    assert best[0][1] is window  # the window it was read from, for its explanation
 
 
 def test_answer_length_and_code_point_offsets(window: Window) -> None:
@@ -46,10 +47,10 @@ def test_answer_length_and_code_point_offsets(window: Window) -> None:
     start = logits(window, {year: 8.0})
     end = logits(window, {place: 8.0, year + 1: 4.0})
     long = score_window(start, end, window.candidates, 15, 12)
-    (best,) = rank_answers(CONTEXT, [window], [long], 1, allow_no_answer=False)
+    ((best, _),) = rank_answers(CONTEXT, [window], [long], 1, allow_no_answer=False)
     assert best.text == "1889 🌱 near Zürich" == CONTEXT[best.start : best.end]
     short = score_window(start, end, window.candidates, 2, 12)
-    (best,) = rank_answers(CONTEXT, [window], [short], 1, allow_no_answer=False)
+    ((best, _),) = rank_answers(CONTEXT, [window], [short], 1, allow_no_answer=False)
     assert best.text == "1889 🌱"
 
 
@@ -69,5 +70,5 @@ def test_pieces_of_one_word_merge(window: Window) -> None:
     end = logits(window, {first + 1: 6.0})
     scored = [score_window(start, end, window.candidates, 15, 12)]
     answers = rank_answers(CONTEXT, [window], scored, 5, allow_no_answer=False)
-    texts = [a.text.lower() for a in answers]
+    texts = [a.text.lower() for a, _ in answers]
     assert len(texts) == len(set(texts))

@@ -5,6 +5,7 @@ harness/qa_reference.py) on the same PyTorch model: text, code-point offsets and
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,9 +16,11 @@ from typing import Any
 
 import grpc
 import numpy as np
+import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
 import yaml
+from tokenizers import Tokenizer
 
 from harness import qa_models
 from harness.minilm import minilm_source
@@ -157,6 +160,8 @@ def test_manifest_records_fusion_and_decoding(span_models: SpanModels) -> None:
             assert parity["identical_answers"] == parity["sentences"] and parity["passed"]
             assert fp16["fused_ops"]["Attention"] == 2
         assert "int8" not in manifest["variants"]
+        explain = manifest["explain"]  # attention probabilities within 1e-5 of transformers'
+        assert explain["passed"] and explain["max_abs_diff"] <= 1e-5 and explain["layers"] == 2
 
 
 def test_list_models_reports_answer_only(stub: pb_grpc.TextInferenceStub) -> None:
@@ -213,12 +218,103 @@ def test_bad_options_are_invalid_argument(
     assert info.value.details()
 
 
-def test_explain_on_a_span_head_says_it_is_not_served(stub: pb_grpc.TextInferenceStub) -> None:
-    request = pb.AnswerRequest(question="who?", context=LONG_CONTEXT, explain=True)
-    with pytest.raises(grpc.RpcError) as info:
-        stub.Answer(request, timeout=10)
-    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "explanations of span answers are not served yet" in (info.value.details() or "")
+def reference(folder: Path, question: str, context: str, answer: pb.Span, method: str) -> Weights:
+    """The method computed here from explain.onnx's raw probabilities on the one window of
+    (question, context): heads averaged, rollout (0.5 A + 0.5 I, rows renormalized, from
+    the first layer up) or the last layer, the mean of the rows of the context tokens that
+    cover the answer, over the context's tokens, renormalized."""
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    encoding = tokenizer.encode(question, context)
+    assert len(encoding.ids) <= qa_models.MAX_LENGTH  # one window
+    ids = np.array([encoding.ids], dtype=np.int64)
+    session = ort.InferenceSession(str(folder / "explain.onnx"))
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    if "token_type_ids" in {i.name for i in session.get_inputs()}:
+        feeds["token_type_ids"] = np.array([encoding.type_ids], dtype=np.int64)
+    layers = [out[0].transpose(1, 0, 2).mean(axis=0) for out in session.run(None, feeds)]
+    joint = layers[-1]
+    if method == "rollout":
+        joint = np.eye(len(encoding.ids))
+        for a in layers:
+            step = 0.5 * a + 0.5 * np.eye(len(a))
+            joint = (step / step.sum(axis=1, keepdims=True)) @ joint
+    context_tokens = [i for i, s in enumerate(encoding.sequence_ids) if s == 1]
+    rows = [
+        i for i in context_tokens
+        if encoding.offsets[i][0] < answer.end and encoding.offsets[i][1] > answer.start
+    ]  # fmt: skip
+    pooled = joint[rows].mean(axis=0)
+    keep = {
+        i: encoding.offsets[i]
+        for i in context_tokens
+        if encoding.offsets[i][1] > encoding.offsets[i][0]
+    }
+    total = sum(pooled[i] for i in keep)
+    return {span: float(pooled[i] / total) for i, span in keep.items()}
+
+
+Weights = dict[tuple[int, int], float]
+
+
+def check_explanation(explanation: pb.Explanation, context: str, target: str) -> Weights:
+    assert explanation.target == target and explanation.tokens
+    weights = [t.weight for t in explanation.tokens]
+    assert min(weights) >= 0 and sum(weights) == pytest.approx(1.0, abs=1e-5)
+    for t in explanation.tokens:
+        assert context[t.start : t.end] == t.token and t.end > t.start
+    return {(t.start, t.end): t.weight for t in explanation.tokens}
+
+
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+@pytest.mark.parametrize(("method", "label"), [("", "rollout"), ("attention", "attention:2")])
+def test_span_answer_explanations_equal_the_reference(
+    architecture: str,
+    method: str,
+    label: str,
+    span_models: SpanModels,
+    stub: pb_grpc.TextInferenceStub,
+) -> None:
+    # Contexts that fit one window (every third case), two answers each.
+    for case in cases(seed=11)[::3][:3]:
+        request = pb.AnswerRequest(
+            question=case.question, context=case.context, model=architecture, top_k=2,
+            explain=True, explain_method=method,
+        )  # fmt: skip
+        reply = stub.Answer(request, timeout=60)
+        assert len(reply.explanations) == len(reply.answers) > 0
+        for i, (answer, explanation) in enumerate(
+            zip(reply.answers, reply.explanations, strict=True)
+        ):
+            assert explanation.method == label
+            served_weights = check_explanation(
+                explanation, case.context, f"answer {i} over context"
+            )
+            folder = span_models.repository / architecture
+            expected_weights = reference(
+                folder, case.question, case.context, answer, method or "rollout"
+            )
+            assert served_weights.keys() == expected_weights.keys()
+            assert max(abs(served_weights[k] - expected_weights[k]) for k in served_weights) < 1e-5
+        # Without explain, the same answers and no explanations.
+        plain = stub.Answer(pb.AnswerRequest(
+            question=case.question, context=case.context, model=architecture, top_k=2
+        ), timeout=60)  # fmt: skip
+        assert not plain.explanations and list(plain.answers) == list(reply.answers)
+
+
+def test_span_explanations_over_a_long_context_stay_in_it(stub: pb_grpc.TextInferenceStub) -> None:
+    # Many windows: each answer is explained over the context tokens of its own window.
+    request = pb.AnswerRequest(
+        question="who built the tower?", context=LONG_CONTEXT, top_k=3, explain=True
+    )
+    reply = stub.Answer(request, timeout=60)
+    assert len(reply.explanations) == len(reply.answers) == 3
+    for i, explanation in enumerate(reply.explanations):
+        weights = check_explanation(explanation, LONG_CONTEXT, f"answer {i} over context")
+        # One window of MAX_LENGTH tokens, the question's left out.
+        assert len(weights) < qa_models.MAX_LENGTH
 
 
 def test_server_still_answers(stub: pb_grpc.TextInferenceStub) -> None:
@@ -241,6 +337,18 @@ def test_kserve_v2_answer_equals_v1(
     request = pb.AnswerRequest(question=case.question, context=case.context, model=architecture)
     v1 = stub.Answer(request, timeout=30).answers
     assert result.as_numpy("ANSWER")[0].decode() == (v1[0].text if v1 else "")
+    # asked for, the best answer's explanation, as attnserve.v1 gives it
+    explained = client.infer(f"{architecture}.answer", inputs, parameters={"explain": True})
+    (document,) = explained.as_numpy("EXPLANATION")
+    explanation = stub.Answer(
+        pb.AnswerRequest(
+            question=case.question, context=case.context, model=architecture, explain=True
+        ),
+        timeout=30,
+    ).explanations
+    tokens = json.loads(document)["tokens"]
+    want = [(t.start, t.end) for t in explanation[0].tokens] if explanation else []
+    assert [(t["start"], t["end"]) for t in tokens] == want
     # the bare graph gives the span logits, one per token
     meta = client.get_model_metadata(architecture)
     assert [o.name for o in meta.outputs] == ["start_logits", "end_logits"]

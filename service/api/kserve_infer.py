@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -35,12 +35,20 @@ from service.repository import Model
 from service.tasks.explain import (
     Explaining,
     Explanation,
-    of_spans,
+    of_answers,
     of_summary,
     of_texts,
     requested,
 )
-from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, TENSORS, AnswerQuery, SummaryQuery
+from service.tasks.pipelines import (
+    ANSWER,
+    EMBED,
+    SUMMARIZE,
+    TENSORS,
+    AnswerQuery,
+    Answers,
+    SummaryQuery,
+)
 from service.tasks.texts import Limits, Text, check_texts
 
 T = TypeVar("T")
@@ -128,12 +136,13 @@ class _Answer:
             Tensor("SCORE", "FP32", (len(best),), array=scores),
         )
         if explaining is not None:
-            target = "answer 0 over context"
-            explanations = await _gather(
-                of_spans(explaining, context, [answer] if answer else [], target, call.deadline)
-                for context, answer in zip(contexts, best, strict=True)
+            explained = await _gather(
+                of_answers(explaining, context, _first(result), call.deadline)
+                for context, result in zip(contexts, results, strict=True)
             )
-            out |= _explanations(explanations)
+            # An item with no answer gets an empty explanation: one per item.
+            none = Explanation([], explaining[1].label, "answer 0 over context")
+            out |= _explanations([found[0] if found else none for found in explained])
         return out
 
 
@@ -196,6 +205,11 @@ VIEWS: dict[str, View] = {
 
 
 EXPLANATION = "EXPLANATION"
+
+
+def _first(result: Answers) -> Answers:
+    """The best answer alone: the one a V2 reply returns."""
+    return replace(result, answers=result.answers[:1], windows=result.windows[:1])
 
 
 def _explained(model: Model) -> list[TensorSpec]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -12,7 +11,7 @@ from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 from service.errors import InvalidArgument
 from service.repository import Repository
-from service.tasks.explain import Explanation, of_spans, of_summary, of_texts, requested
+from service.tasks.explain import Explanation, of_answers, of_summary, of_texts, requested
 from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, AnswerQuery, SummaryQuery
 from service.tasks.spans import ScoredSpan
 from service.tasks.texts import check_text, check_texts
@@ -129,15 +128,7 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
             result = await answerer.answer(query, deadline)
             explanations = []
             if explaining is not None:
-                # Side by side, so that the answers' rows meet in one explanation batch.
-                explained = await asyncio.gather(
-                    *(
-                        of_spans(
-                            explaining, query.context, [a], f"answer {i} over context", deadline
-                        )
-                        for i, a in enumerate(result.answers)
-                    )
-                )
+                explained = await of_answers(explaining, query.context, result, deadline)
                 explanations = [_explanation(e) for e in explained]
             return pb.AnswerResponse(
                 answers=[_span(a) for a in result.answers],

@@ -14,7 +14,9 @@ Two methods, both on the head-averaged attention A_l [query, key] of each layer 
 
 A text's weights are the mean of those rows over its real tokens (a mean-pooled embedding
 draws on every position alike; a [CLS]-pooled one takes row 0), over the tokens that cover
-text (special tokens, which cover none, are left out), renormalized to sum to 1.
+text (special tokens, which cover none, are left out), renormalized to sum to 1. A span
+answer's weights are the mean of the rows of the tokens covering the answer, in the window
+it was read from, over that window's context tokens.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tokenizers import Encoding
 
 from service.batching.scheduler import BatchingConfig, Scheduler
 from service.errors import InvalidArgument, TaskNotSupported
@@ -35,7 +36,8 @@ from service.metrics import Metrics
 from service.model_format import ExplainSpec, sha256_file
 from service.runtime.engine import Engine
 from service.runtime.precision import Route
-from service.tasks.pipelines import Summary
+from service.tasks.pipelines import Answers, Summary
+from service.tasks.span_windows import CONTEXT, Window
 from service.tasks.spans import ScoredSpan
 from service.tasks.tokenizer import TextTokenizer
 
@@ -114,16 +116,23 @@ def token_weights(attention: np.ndarray, method: Method, rows: np.ndarray) -> np
     return np.asarray(matrix[rows].mean(axis=0))
 
 
-def weighed_tokens(text: str, encoding: Encoding, scores: np.ndarray) -> list[TokenWeight]:
+def weighed_tokens(
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    scores: np.ndarray,
+    among: np.ndarray | None = None,
+) -> list[TokenWeight]:
     """`text`'s tokens that cover some of it (special tokens cover none and are left out),
-    each with its score's share of theirs."""
-    keep = np.array([end > start for start, end in encoding.offsets], dtype=np.float64)
+    those of `among` when given, each with its score's share of theirs."""
+    keep = np.array([end > start for start, end in offsets], dtype=np.float64)
+    if among is not None:
+        keep *= among
     weights = scores * keep
     total = weights.sum()
     weights = weights / total if total > 0 else keep / max(1, keep.sum())
     return [
         TokenWeight(text[start:end], start, end, float(w))
-        for (start, end), w, kept in zip(encoding.offsets, weights, keep, strict=True)
+        for (start, end), w, kept in zip(offsets, weights, keep, strict=True)
         if kept
     ]
 
@@ -201,20 +210,57 @@ class AttentionExplainer:
         self, pieces: Sequence[str], method: Method, deadline: float | None
     ) -> list[list[TokenWeight]]:
         """Each piece's token weights, offsets into that piece."""
-        scheduler = await self._ready()
         encodings = self._tokenizer.encode_with_offsets(list(pieces))
-        rows = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
-        types = [np.asarray(e.type_ids, dtype=np.int64) for e in encodings]
-        with_types = "token_type_ids" in self._inputs
-        outputs = await scheduler.submit(rows, types if with_types else None, deadline)
+        attentions = await self._attention(
+            [np.asarray(e.ids, dtype=np.int64) for e in encodings],
+            [np.asarray(e.type_ids, dtype=np.int64) for e in encodings],
+            deadline,
+        )
         weighed = []
-        for piece, encoding, out in zip(pieces, encodings, outputs, strict=True):
-            length = len(encoding.ids)
-            attention = head_mean([layer[:, :, :length] for layer in out])
-            queries = np.arange(1) if self._first_row else np.arange(length)
+        for piece, encoding, attention in zip(pieces, encodings, attentions, strict=True):
+            queries = np.arange(1) if self._first_row else np.arange(len(encoding.ids))
             scores = token_weights(attention, method, queries)
-            weighed.append(weighed_tokens(piece, encoding, scores))
+            weighed.append(weighed_tokens(piece, encoding.offsets, scores))
         return weighed
+
+    async def explain_answers(
+        self,
+        context: str,
+        answers: Sequence[ScoredSpan],
+        windows: Sequence[Window],
+        method: Method,
+        deadline: float | None,
+    ) -> list[list[TokenWeight]]:
+        """Each span answer's token weights over the context: in the window the answer was
+        read from, the rows of the tokens that cover the answer, over that window's context
+        tokens (the question's are left out)."""
+        unique = list({id(w): w for w in windows}.values())  # top answers share windows
+        attentions = await self._attention(
+            [w.ids for w in unique], [w.type_ids for w in unique], deadline
+        )
+        by_window = {id(w): a for w, a in zip(unique, attentions, strict=True)}
+        weighed = []
+        for answer, window in zip(answers, windows, strict=True):
+            offsets = window.encoding.offsets
+            in_context = np.array([s == CONTEXT for s in window.encoding.sequence_ids])
+            covers = np.array([a < answer.end and b > answer.start for a, b in offsets])
+            rows = np.flatnonzero(in_context & covers)
+            scores = token_weights(by_window[id(window)], method, rows)
+            weighed.append(weighed_tokens(context, offsets, scores, in_context))
+        return weighed
+
+    async def _attention(
+        self, ids: list[np.ndarray], types: list[np.ndarray], deadline: float | None
+    ) -> list[np.ndarray]:
+        """Each row's attention through the explanation graph, heads averaged: [layers,
+        query, key]."""
+        scheduler = await self._ready()
+        with_types = "token_type_ids" in self._inputs
+        outputs = await scheduler.submit(ids, types if with_types else None, deadline)
+        return [
+            head_mean([layer[:, :, : len(row)] for layer in out])
+            for row, out in zip(ids, outputs, strict=True)
+        ]
 
     async def _ready(self) -> Scheduler:
         engine, loaded = await self._graph.engine()
@@ -252,6 +298,33 @@ async def of_texts(
         Explanation(tokens, method.label, f"embedding of text {i}")
         for i, tokens in enumerate(weighed)
     ]
+
+
+async def of_answers(
+    explaining: Explaining, context: str, answers: Answers, deadline: float | None
+) -> list[Explanation]:
+    """One explanation per answer, over the context: a span answer's from its tokens'
+    attention in the window it was read from, a sentence answer's from its embedding."""
+    explainer, method = explaining
+    assert isinstance(explainer, AttentionExplainer)
+    targets = [f"answer {i} over context" for i in range(len(answers.answers))]
+    if answers.windows:
+        weighed = await explainer.explain_answers(
+            context, answers.answers, answers.windows, method, deadline
+        )
+        return [
+            Explanation(tokens, method.label, target)
+            for tokens, target in zip(weighed, targets, strict=True)
+        ]
+    # Side by side, so that the answers' rows meet in one explanation batch.
+    return list(
+        await asyncio.gather(
+            *(
+                of_spans(explaining, context, [answer], target, deadline)
+                for answer, target in zip(answers.answers, targets, strict=True)
+            )
+        )
+    )
 
 
 async def of_spans(
@@ -353,5 +426,5 @@ class CrossAttentionExplainer:
         }
         outputs = await asyncio.to_thread(engine.run, feeds)
         layer = outputs[method.layer - 1][0]  # [heads, target, source]
-        tokens = weighed_tokens(text, encoding, layer.mean(axis=(0, 1)))
+        tokens = weighed_tokens(text, encoding.offsets, layer.mean(axis=(0, 1)))
         return Explanation(tokens, method.label, target)

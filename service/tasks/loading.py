@@ -77,6 +77,7 @@ class Builders:
         )
         table = self._bare(model, folder, engine, tokenizer, scheduler)
         table.add(ANSWER, SpanQA(model.name, windows, scheduler, span, self._metrics))
+        self._explainer(model, folder, manifest, route, scheduler.config)
         _warm_up(model, engine, manifest.max_sequence_length, tokenizer.vocab_size)
         return table
 

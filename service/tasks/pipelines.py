@@ -13,6 +13,7 @@ from typing import Generic, Protocol, TypeVar, cast
 
 import numpy as np
 
+from service.tasks.span_windows import Window
 from service.tasks.spans import ScoredSpan
 from service.tasks.texts import Text
 
@@ -62,6 +63,9 @@ class AnswerQuery:
 class Answers:
     answers: list[ScoredSpan]  # best first
     truncated_sentences: int
+    # Span QA: the model window each answer was read from (its explanation reads it
+    # again); empty when the answers are sentences.
+    windows: Sequence[Window] = ()
 
 
 class Answerer(Protocol):

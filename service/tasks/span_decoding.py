@@ -68,9 +68,10 @@ def rank_answers(
     scored: Sequence[WindowSpans],
     top_k: int,
     allow_no_answer: bool,
-) -> list[ScoredSpan]:
-    """The best `top_k` answers over all windows, best first; empty when "no answer" wins."""
-    found: list[ScoredSpan] = []
+) -> list[tuple[ScoredSpan, Window]]:
+    """The best `top_k` answers over all windows, best first, each with the window it was
+    first found in; empty when "no answer" wins."""
+    found: list[tuple[ScoredSpan, Window]] = []
     by_text: dict[str, int] = {}
     for window, spans in zip(windows, scored, strict=True):
         for s, e, probability in spans.spans:
@@ -79,14 +80,15 @@ def rank_answers(
             index = by_text.get(text.lower())
             if index is None:
                 by_text[text.lower()] = len(found)
-                found.append(ScoredSpan(text, probability, start, end))
+                found.append((ScoredSpan(text, probability, start, end), window))
             else:
-                same = found[index]
-                found[index] = ScoredSpan(same.text, same.score + probability, same.start, same.end)
-    ranked = sorted(found, key=lambda span: span.score, reverse=True)
+                same, first = found[index]
+                merged = ScoredSpan(same.text, same.score + probability, same.start, same.end)
+                found[index] = (merged, first)
+    ranked = sorted(found, key=lambda pair: pair[0].score, reverse=True)
     if allow_no_answer:
         no_answer = min(spans.no_answer for spans in scored)
-        ranked = [span for span in ranked if span.score >= no_answer]
+        ranked = [pair for pair in ranked if pair[0].score >= no_answer]
     return ranked[:top_k]
 
 

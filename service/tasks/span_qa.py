@@ -62,8 +62,10 @@ class SpanQA:
             score_window(start, end, w.candidates, max_answer_length, keep)
             for w, (start, end) in zip(windows, outputs, strict=True)
         ]
-        spans = rank_answers(query.context, windows, scored, top_k, query.allow_no_answer)
-        return Answers(spans, truncated_sentences=0)
+        ranked = rank_answers(query.context, windows, scored, top_k, query.allow_no_answer)
+        return Answers(
+            [span for span, _ in ranked], truncated_sentences=0, windows=[w for _, w in ranked]
+        )
 
 
 def _option(value: int, default: int, limit: int, name: str) -> int:
