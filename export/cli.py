@@ -12,7 +12,7 @@ from pathlib import Path
 
 from export.errors import ExportError
 from export.source import open_source
-from service.model_format import KIND_TASKS, SPAN_QA, SUMMARIZATION
+from service.model_format import KIND_TASKS, SPAN_QA, SUMMARIZATION, TEXT_GENERATION
 
 TASKS = tuple(KIND_TASKS)  # each model kind model.yaml records is one export task
 DEFAULT_OPSET = 14
@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--opset",
         type=int,
         default=DEFAULT_OPSET,
-        help="ONNX opset of encoder graphs (%(default)s); summarization graphs are always 24",
+        help="ONNX opset of encoder graphs (%(default)s); summarization and text-generation "
+        "graphs are always 24",
     )
     parser.add_argument(
         "--allow-unfused",
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> None:
-    if args.int8 and args.task == SPAN_QA:
+    if args.int8 and args.task in (SPAN_QA, TEXT_GENERATION):
         raise ExportError(f"--int8 is not supported for {args.task} yet", exit_code=2)
     source = open_source(args.src)
     out: Path = args.out.expanduser().resolve()
@@ -79,6 +80,11 @@ def _export(args: argparse.Namespace) -> None:
             opset=args.opset,
             allow_unfused=args.allow_unfused,
         )
+        return
+    if args.task == TEXT_GENERATION:
+        from export import text_generation
+
+        text_generation.export(source, out, name=args.name or out.name)
         return
     if args.task == SUMMARIZATION:
         from export import summarization

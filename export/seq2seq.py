@@ -154,28 +154,11 @@ def load(source: SourceFolder) -> Seq2Seq:
 
 
 def _generation(generation: GenerationConfig, config: Any, decoder_limit: int) -> Generation:
-    # transformers leaves unset fields None and fills them from these defaults in generate().
-    defaults = GenerationConfig._get_default_generation_params()
-
-    def setting(name: str) -> Any:
-        value = getattr(generation, name, None)
-        return defaults.get(name) if value is None else value
-
-    unsupported = [
-        f"{name}={setting(name)!r}"
-        for name, neutral in _UNSUPPORTED_GENERATION.items()
-        if setting(name) not in (neutral, None)
-    ]
-    if unsupported:
-        raise ExportError(
-            "the generation config sets what the server does not implement: "
-            + ", ".join(unsupported)
-        )
-    start = setting("decoder_start_token_id")
+    start = _setting(generation, "decoder_start_token_id")
     start = config.decoder_start_token_id if start is None else start
-    eos = setting("eos_token_id")
+    eos = _setting(generation, "eos_token_id")
     eos = config.eos_token_id if eos is None else eos
-    pad = setting("pad_token_id")
+    pad = _setting(generation, "pad_token_id")
     pad = config.pad_token_id if pad is None else pad
     if start is None or eos is None or pad is None:
         raise ExportError("the model config lacks decoder_start_token_id, eos_token_id or pad")
@@ -183,21 +166,49 @@ def _generation(generation: GenerationConfig, config: Any, decoder_limit: int) -
     # set, generate() makes 20 new tokens (its default max_length, counted after the start).
     max_new = generation.max_new_tokens
     if max_new is None:
-        max_new = (
-            defaults["max_length"] if generation.max_length is None else generation.max_length - 1
+        max_length = generation.max_length
+        max_new = _DEFAULTS["max_length"] if max_length is None else max_length - 1
+    return generation_record(generation, start, eos, pad, min(int(max_new), decoder_limit - 1))
+
+
+# transformers leaves unset fields None and fills them from these defaults in generate().
+_DEFAULTS = GenerationConfig._get_default_generation_params()
+
+
+def _setting(generation: GenerationConfig, name: str) -> Any:
+    value = getattr(generation, name, None)
+    return _DEFAULTS.get(name) if value is None else value
+
+
+def generation_record(
+    generation: GenerationConfig, start: int, eos: int | list[int], pad: int, max_new: int
+) -> Generation:
+    """The generation defaults model.yaml records; ExportError when the source's generation
+    config sets what the server does not implement (it would answer otherwise)."""
+    unsupported = [
+        f"{name}={_setting(generation, name)!r}"
+        for name, neutral in _UNSUPPORTED_GENERATION.items()
+        if _setting(generation, name) not in (neutral, None)
+    ]
+    if unsupported:
+        raise ExportError(
+            "the generation config sets what the server does not implement: "
+            + ", ".join(unsupported)
         )
+    top_k = _setting(generation, "top_k")
     return Generation(
         decoder_start_token_id=int(start),
         eos_token_ids=[int(e) for e in (eos if isinstance(eos, list) else [eos])],
         pad_token_id=int(pad),
-        max_new_tokens=min(int(max_new), decoder_limit - 1),
-        num_beams=int(setting("num_beams")),
-        length_penalty=float(setting("length_penalty")),
-        early_stopping=setting("early_stopping"),
-        no_repeat_ngram_size=int(setting("no_repeat_ngram_size")),
-        min_length=int(setting("min_length")),
-        forced_bos_token_id=setting("forced_bos_token_id"),
-        forced_eos_token_id=setting("forced_eos_token_id"),
+        max_new_tokens=max_new,
+        num_beams=int(_setting(generation, "num_beams")),
+        length_penalty=float(_setting(generation, "length_penalty")),
+        early_stopping=_setting(generation, "early_stopping"),
+        no_repeat_ngram_size=int(_setting(generation, "no_repeat_ngram_size")),
+        min_length=int(_setting(generation, "min_length")),
+        forced_bos_token_id=_setting(generation, "forced_bos_token_id"),
+        forced_eos_token_id=_setting(generation, "forced_eos_token_id"),
+        top_k=int(top_k) if top_k else 0,
     )
 
 

@@ -237,6 +237,7 @@ def test_encoder_round_trip(tmp_path: Path) -> None:
         inputs=["input_ids", "attention_mask", "token_type_ids"],
         span=None,
         seq2seq=None,
+        causal=None,
         variants={"int8": mf.VariantSpec("int8", "model.onnx", 0)},
         skipped_variants={"bf16": "not measurable here"},
         explain=mf.ExplainSpec("explain.onnx", 6, 12),

@@ -15,11 +15,13 @@ TOKENIZER_FILE = "tokenizer.json"
 FEATURE_EXTRACTION = "feature-extraction"
 SPAN_QA = "question-answering"
 SUMMARIZATION = "summarization"
+TEXT_GENERATION = "text-generation"
 ENCODER_TASKS = ("embed", "summarize", "answer")
 KIND_TASKS = {
     FEATURE_EXTRACTION: ENCODER_TASKS,
     SPAN_QA: ("answer",),
-    SUMMARIZATION: ("summarize",),
+    SUMMARIZATION: ("summarize", "generate"),
+    TEXT_GENERATION: ("generate", "summarize"),
 }
 
 # Graph tensor names.
@@ -53,3 +55,12 @@ def decoder_inputs(layers: int) -> list[str]:
 
 def decoder_outputs(layers: int) -> list[str]:
     return [LOGITS, *cache_names(PRESENT, layers)]
+
+
+def causal_inputs(layers: int) -> list[str]:
+    """A causal LM step's inputs in graph order (export/causal.py says what each holds)."""
+    return ["input_ids", "position_ids", *cache_names(PAST, layers)]
+
+
+def causal_outputs(layers: int) -> list[str]:
+    return decoder_outputs(layers)

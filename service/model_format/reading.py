@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from service.model_format.names import KIND_TASKS, MANIFEST_FILE, SPAN_QA, SUMMARIZATION
+from service.model_format.names import (
+    KIND_TASKS,
+    MANIFEST_FILE,
+    SPAN_QA,
+    SUMMARIZATION,
+    TEXT_GENERATION,
+)
 from service.model_format.records import RECORDS, Generation, Record, SpanSettings, sha256_file
 
 
@@ -38,21 +44,7 @@ class Seq2SeqSpec:
     @classmethod
     def read(cls, raw: dict[str, Any]) -> Seq2SeqSpec:
         """From model.yaml's mapping; KeyError or ValueError names a missing or bad field."""
-        generation = raw["generation"]
-        early = generation["early_stopping"]
-        defaults = Generation(
-            decoder_start_token_id=int(generation["decoder_start_token_id"]),
-            eos_token_ids=[int(e) for e in generation["eos_token_ids"]],
-            pad_token_id=int(generation["pad_token_id"]),
-            max_new_tokens=int(generation["max_new_tokens"]),
-            num_beams=int(generation["num_beams"]),
-            length_penalty=float(generation["length_penalty"]),
-            early_stopping=early if early == "never" else bool(early),
-            no_repeat_ngram_size=int(generation["no_repeat_ngram_size"]),
-            min_length=int(generation["min_length"]),
-            forced_bos_token_id=_optional_id(generation["forced_bos_token_id"]),
-            forced_eos_token_id=_optional_id(generation["forced_eos_token_id"]),
-        )
+        defaults = _generation(raw["generation"])
         spec = cls(
             encoder_file=str(raw["files"]["encoder"]),
             decoder_file=str(raw["files"]["decoder"]),
@@ -71,6 +63,66 @@ class Seq2SeqSpec:
         if spec.max_decoder_length < 2 or not spec.eos_token_ids:
             raise ValueError("max_decoder_length or eos_token_ids")
         return spec
+
+
+@dataclass(frozen=True, slots=True)
+class CausalSpec:
+    """What a causal LM's generation loop needs from model.yaml."""
+
+    decoder_file: str
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    context_window: int  # prompt and generated tokens together
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int
+    defaults: Generation
+    summary_template: str  # with {text}
+    summary_special_tokens: bool  # tokenize the rendered prompt with special tokens
+
+    @classmethod
+    def read(cls, raw: dict[str, Any]) -> CausalSpec:
+        defaults = _generation(raw["generation"])
+        prompt = raw["summary_prompt"]
+        spec = cls(
+            decoder_file=str(raw["files"]["model"]),
+            num_layers=int(raw["num_layers"]),
+            num_kv_heads=int(raw["num_kv_heads"]),
+            head_dim=int(raw["head_dim"]),
+            vocab_size=int(raw["vocab_size"]),
+            context_window=int(raw["max_sequence_length"]),
+            eos_token_ids=tuple(defaults.eos_token_ids),
+            pad_token_id=defaults.pad_token_id,
+            defaults=defaults,
+            summary_template=str(prompt["template"]),
+            summary_special_tokens=bool(prompt["add_special_tokens"]),
+        )
+        if min(spec.num_layers, spec.num_kv_heads, spec.head_dim, spec.vocab_size) < 1:
+            raise ValueError("num_layers, num_kv_heads, head_dim or vocab_size (must be positive)")
+        if spec.context_window < 2 or not spec.eos_token_ids:
+            raise ValueError("max_sequence_length or eos_token_ids")
+        if "{text}" not in spec.summary_template:
+            raise ValueError("summary_prompt.template (it must hold {text})")
+        return spec
+
+
+def _generation(generation: dict[str, Any]) -> Generation:
+    early = generation["early_stopping"]
+    return Generation(
+        decoder_start_token_id=int(generation["decoder_start_token_id"]),
+        eos_token_ids=[int(e) for e in generation["eos_token_ids"]],
+        pad_token_id=int(generation["pad_token_id"]),
+        max_new_tokens=int(generation["max_new_tokens"]),
+        num_beams=int(generation["num_beams"]),
+        length_penalty=float(generation["length_penalty"]),
+        early_stopping=early if early == "never" else bool(early),
+        no_repeat_ngram_size=int(generation["no_repeat_ngram_size"]),
+        min_length=int(generation["min_length"]),
+        forced_bos_token_id=_optional_id(generation["forced_bos_token_id"]),
+        forced_eos_token_id=_optional_id(generation["forced_eos_token_id"]),
+        top_k=int(generation.get("top_k", 0)),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +182,7 @@ class Manifest:
     inputs: list[str]
     span: SpanSettings | None  # span question-answering models only
     seq2seq: Seq2SeqSpec | None  # summarization (encoder-decoder) models only
+    causal: CausalSpec | None  # text-generation (decoder-only) models only
     # Every precision the folder holds; a folder from before variants holds one, its own.
     # `precision` and `model_file` above are the folder's preferred one until the server
     # picks what runs (`running`).
@@ -162,6 +215,7 @@ class Manifest:
                 if raw["export_task"] == SPAN_QA
                 else None,
                 seq2seq=Seq2SeqSpec.read(raw) if raw["export_task"] == SUMMARIZATION else None,
+                causal=CausalSpec.read(raw) if raw["export_task"] == TEXT_GENERATION else None,
                 variants=_variants(raw),
                 skipped_variants={
                     str(k): str(v) for k, v in raw.get("skipped_variants", {}).items()
@@ -304,6 +358,8 @@ def _typed(hint: Any, value: Any, where: str) -> Any:
         for field in fields(hint):
             key = f"{where}.{field.name}" if where else field.name
             if field.name not in value:
+                if field.default is not MISSING:  # added later: older folders lack it
+                    continue
                 raise _bad(key)
             values[field.name] = _typed(hints[field.name], value[field.name], key)
         return hint(**values)

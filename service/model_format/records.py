@@ -15,6 +15,7 @@ from service.model_format.names import (
     MANIFEST_FILE,
     SPAN_QA,
     SUMMARIZATION,
+    TEXT_GENERATION,
 )
 
 
@@ -155,6 +156,9 @@ class Generation:
     min_length: int
     forced_bos_token_id: int | None
     forced_eos_token_id: int | None
+    # Sampling keeps the top_k most likely tokens (0: all), as generate() does; recorded
+    # since generation was; a folder from before reads 0.
+    top_k: int = 0
 
 
 @dataclass(frozen=True)
@@ -215,11 +219,67 @@ class Seq2SeqManifest(ManifestHeader):
     created: str
 
 
-Record = EncoderManifest | Seq2SeqManifest  # SpanManifest is an EncoderManifest
-RECORDS: dict[str, type[EncoderManifest] | type[Seq2SeqManifest]] = {
+@dataclass(frozen=True)
+class CausalParity:
+    """The step graph against PyTorch (export/causal_parity.py): each prompt's logits at
+    every chunk and step against one transformers forward, and greedy ids against
+    generate()."""
+
+    reference: str
+    prompts: int
+    steps: int  # greedy steps per prompt
+    prefill_chunk: int  # prompts go in chunks of this many tokens, as the server sends them
+    max_abs_diff: float
+    max_abs_diff_limit: float | None
+    min_cosine: float  # per position, the logits over the vocabulary
+    min_cosine_limit: float | None
+    greedy_identical: int  # prompts whose greedy ids equal transformers' generate
+    passed: bool
+
+
+@dataclass(frozen=True)
+class SummaryPrompt:
+    """How Summarize asks a causal LM for a summary: `template` with `{text}` replaced by the
+    document, tokenized with or without the tokenizer's own special tokens."""
+
+    template: str
+    add_special_tokens: bool
+    origin: str  # "chat_template" (rendered from tokenizer_config.json) or "default"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CausalManifest(ManifestHeader):
+    """A text-generation (decoder-only) model's model.yaml."""
+
+    max_sequence_length: int  # the context window: prompt and generated tokens together
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int  # cache tensors are [batch, num_kv_heads, slots, head_dim]
+    head_dim: int
+    vocab_size: int
+    tied_embeddings: bool
+    inputs: list[str]
+    outputs: list[str]
+    generation: Generation
+    summary_prompt: SummaryPrompt
+    opset: int
+    fused_ops: dict[str, int]
+    unfused_ops: dict[str, int]
+    fully_fused: bool  # one Attention node per layer
+    parity: CausalParity
+    skipped_variants: dict[str, str]
+    source: Source
+    versions: dict[str, str]
+    created: str
+
+
+Record = EncoderManifest | Seq2SeqManifest | CausalManifest  # SpanManifest: an EncoderManifest
+RECORDS: dict[str, type[EncoderManifest] | type[Seq2SeqManifest] | type[CausalManifest]] = {
     FEATURE_EXTRACTION: EncoderManifest,
     SPAN_QA: SpanManifest,
     SUMMARIZATION: Seq2SeqManifest,
+    TEXT_GENERATION: CausalManifest,
 }
 
 
