@@ -96,8 +96,15 @@ class Settings(BaseSettings):
     max_sequences: int = Field(
         256,
         ge=1,
-        description="seq2seq models: most sequences (beams count each) generating or waiting; "
-        "past it requests get RESOURCE_EXHAUSTED",
+        description="seq2seq models and causal LMs: most sequences (beams count each) "
+        "generating or waiting; past it requests get RESOURCE_EXHAUSTED",
+    )
+    prefill_tokens: int = Field(
+        128,
+        ge=1,
+        le=8192,
+        description="causal LMs: most prompt tokens prefilled between two decode steps, "
+        "which bounds how long a new prompt delays the tokens of running requests",
     )
     max_text_chars: int = Field(
         200_000, ge=1, description="longest text (code points) a request may send"

@@ -154,13 +154,15 @@ class Repository:
         folder = self.settings.models / model.name
         manifest = Manifest.read(folder)
         model.manifest = manifest
-        # A seq2seq model is two graphs and a search loop: no one graph to serve bare.
-        seq2seq = manifest.seq2seq is not None
+        # A generating model is graphs and a search loop: no one graph to serve bare.
+        seq2seq = manifest.seq2seq is not None or manifest.causal is not None
         model.offers = [*([] if seq2seq else [TENSORS.name]), *manifest.tasks]
         routes = model.routes or choose(manifest, self.machine, self.settings)
         # One builder per kind of model; each builds every pipeline its kind can serve.
         if manifest.seq2seq is not None:
             build = self._build.seq2seq
+        elif manifest.causal is not None:
+            build = self._build.causal
         elif manifest.span is not None:
             build = self._build.span_qa
         else:
@@ -183,7 +185,7 @@ class Repository:
         self.metrics.model_ready.labels(model.name).set(1)
         self.metrics.start_at_zero(model.name, manifest.tasks)
         tasks = ", ".join(manifest.tasks)
-        log.info("model %s ready: tasks %s%s", model.name, tasks, " (seq2seq)" if seq2seq else "")
+        log.info("model %s ready: tasks %s%s", model.name, tasks, " (generating)" if seq2seq else "")
 
     def resolve(self, name: str) -> Model:
         """The named model (empty: the default); NOT_FOUND or UNAVAILABLE when it can't serve."""

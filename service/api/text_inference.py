@@ -12,7 +12,15 @@ from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 from service.errors import InvalidArgument
 from service.repository import Repository
 from service.tasks.explain import Explanation, of_answers, of_summary, of_texts, requested
-from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, AnswerQuery, SummaryQuery
+from service.tasks.pipelines import (
+    ANSWER,
+    EMBED,
+    GENERATE,
+    SUMMARIZE,
+    AnswerQuery,
+    GenerateQuery,
+    SummaryQuery,
+)
 from service.tasks.spans import ScoredSpan
 from service.tasks.texts import check_text, check_texts
 
@@ -140,6 +148,40 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
         label = self._calls.model_label(request.model)
         return await self._calls.run(context, ANSWER.name, label, work)
 
+    async def Generate(
+        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GenerateResponse:
+        async def work(deadline: float | None) -> pb.GenerateResponse:
+            model, generator = self._repo.pipeline(request.model, GENERATE)
+            done = await generator.generate(self._generate_query(request), deadline)
+            return pb.GenerateResponse(
+                text=done.text,
+                model=model.name,
+                token_ids=done.token_ids,
+                finish_reason=done.finish_reason,
+                prompt_tokens=done.prompt_tokens,
+            )
+
+        label = self._calls.model_label(request.model)
+        return await self._calls.run(context, GENERATE.name, label, work)
+
+    async def GenerateStream(
+        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.GenerateChunk]:
+        async def work(deadline: float | None) -> AsyncIterator[pb.GenerateChunk]:
+            model, generator = self._repo.pipeline(request.model, GENERATE)
+            async for piece in generator.stream(self._generate_query(request), deadline):
+                yield pb.GenerateChunk(
+                    text=piece.text,
+                    done=bool(piece.finish_reason),
+                    model=model.name,
+                    finish_reason=piece.finish_reason,
+                )
+
+        label = self._calls.model_label(request.model)
+        async for chunk in self._calls.stream(context, GENERATE.name, label, work):
+            yield chunk
+
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
@@ -160,6 +202,17 @@ class TextInferenceServicer(pb_grpc.TextInferenceServicer):
                 )
             )
         return pb.ListModelsResponse(models=infos, default_model=self._repo.settings.default_model)
+
+    def _generate_query(self, request: pb.GenerateRequest) -> GenerateQuery:
+        return GenerateQuery(
+            check_text(request.prompt, "prompt", self._repo.limits),
+            request.max_new_tokens,
+            request.num_beams,
+            request.temperature,
+            request.top_p,
+            request.seed,
+            tuple(request.stop),
+        )
 
     def _summary_query(self, request: pb.SummarizeRequest) -> SummaryQuery:
         return SummaryQuery(

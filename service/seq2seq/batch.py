@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from service.seq2seq.cache import BatchCache
 from service.seq2seq.graphs import Seq2SeqGraphs
-from service.seq2seq.search import Beam, Greedy
+from service.seq2seq.search import Advance, Search
 
 
 @dataclass(eq=False, slots=True)
 class Job:
     """One request's generation: its source ids, its search, and where results go."""
 
-    source: np.ndarray  # encoder token ids
-    search: Greedy | Beam
+    source: np.ndarray  # encoder token ids; a causal LM's prompt
+    search: Search
     deadline: float | None
     enqueued: float
     done: asyncio.Future[list[int]]
@@ -44,19 +45,69 @@ class StepReport:
     encoded: int  # requests encoded (joined) in this call
     decoder_seconds: float
     stepped: int = 0  # requests that took the step (each got one token)
+    prefilled: int = 0  # prompt tokens written (causal LMs)
     tokens: list[tuple[Job, int]] = field(default_factory=list)  # greedy tokens chosen
     finished: list[Job] = field(default_factory=list)
 
 
-class DecoderBatch:
-    def __init__(self, graphs: Seq2SeqGraphs) -> None:
-        self._graphs = graphs
-        self._cache = graphs.new_cache()
+class RowBatch:
+    """Which job owns which cache rows (in job order), and what a call's results do to them;
+    DecoderBatch and the causal LMs' CausalBatch say how a call is made."""
+
+    def __init__(self, cache: BatchCache) -> None:
+        self._cache = cache
         self.jobs: list[Job] = []  # in row order
 
     @property
     def rows(self) -> int:
         return self._cache.rows
+
+    def step(self, joining: list[Job], leaving: list[Job]) -> StepReport:
+        raise NotImplementedError
+
+    def _apply(self, report: StepReport, results: dict[int, Advance]) -> None:
+        """After a call: each job in `results` (by id) moves on (its token reported; finished,
+        it leaves; beams take the rows they continue); the other jobs keep their rows."""
+        index: list[int] = []
+        staying: list[Job] = []
+        offset = 0
+        for job in self.jobs:
+            advance = results.get(id(job))
+            if advance is None:
+                staying.append(job)
+                index.extend(range(offset, offset + job.rows))
+            else:
+                if advance.token is not None:
+                    report.tokens.append((job, advance.token))
+                if advance.done:
+                    report.finished.append(job)
+                else:
+                    staying.append(job)
+                    index.extend(offset + row for row in advance.rows)
+            offset += job.rows
+        self.jobs = staying
+        if index != list(range(offset)):
+            self._cache.select(np.array(index, dtype=np.int64))
+
+    def _take_copied(self) -> dict[str, int]:
+        copied = dict(self._cache.copied)
+        self._cache.copied.clear()
+        return copied
+
+    def _keep(self, jobs: list[Job]) -> None:
+        offsets, offset = {}, 0
+        for job in self.jobs:
+            offsets[id(job)] = offset
+            offset += job.rows
+        index = [offsets[id(job)] + row for job in jobs for row in range(job.rows)]
+        self._cache.select(np.array(index, dtype=np.int64))
+        self.jobs = jobs
+
+
+class DecoderBatch(RowBatch):
+    def __init__(self, graphs: Seq2SeqGraphs) -> None:
+        super().__init__(graphs.new_cache())
+        self._graphs = graphs
 
     def step(self, joining: list[Job], leaving: list[Job]) -> StepReport:
         if leaving:
@@ -85,35 +136,10 @@ class DecoderBatch:
         logits = self._graphs.step(tokens, self._cache)
         report.decoder_seconds = time.perf_counter() - started
         report.capacity = self._cache.capacity
-        index: list[int] = []
-        staying: list[Job] = []
-        offset = 0
+        results, offset = {}, 0
         for job in self.jobs:
-            advance = job.search.advance(logits[offset : offset + job.rows])
-            if advance.token is not None:
-                report.tokens.append((job, advance.token))
-            if advance.done:
-                report.finished.append(job)
-            else:
-                staying.append(job)
-                index.extend(offset + row for row in advance.rows)
+            results[id(job)] = job.search.advance(logits[offset : offset + job.rows])
             offset += job.rows
-        self.jobs = staying
-        if index != list(range(offset)):
-            self._cache.select(np.array(index, dtype=np.int64))
+        self._apply(report, results)
         report.copied = self._take_copied()
         return report
-
-    def _take_copied(self) -> dict[str, int]:
-        copied = dict(self._cache.copied)
-        self._cache.copied.clear()
-        return copied
-
-    def _keep(self, jobs: list[Job]) -> None:
-        offsets, offset = {}, 0
-        for job in self.jobs:
-            offsets[id(job)] = offset
-            offset += job.rows
-        index = [offsets[id(job)] + row for job in jobs for row in range(job.rows)]
-        self._cache.select(np.array(index, dtype=np.int64))
-        self.jobs = jobs

@@ -28,9 +28,8 @@ import numpy as np
 from service.batching.lifecycle import Lifecycle
 from service.errors import LargerThanQueue, QueueFull, Unavailable
 from service.metrics import Metrics
-from service.seq2seq.batch import DecoderBatch, Job, StepReport
-from service.seq2seq.graphs import Seq2SeqGraphs
-from service.seq2seq.search import Beam, Greedy
+from service.seq2seq.batch import Job, RowBatch, StepReport
+from service.seq2seq.search import Search
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ class ContinuousBatcher:
     def __init__(
         self,
         model: str,
-        graphs: Seq2SeqGraphs,
+        new_batch: Callable[[], RowBatch],  # DecoderBatch, or a causal LM's CausalBatch
         max_rows: int,
         max_sequences: int,
         metrics: Metrics,
@@ -48,7 +47,7 @@ class ContinuousBatcher:
         self.model = model
         self.max_rows = max_rows  # decoder rows in one step
         self.max_sequences = max_sequences  # rows waiting or generating
-        self._graphs = graphs
+        self._new_batch = new_batch
         self._metrics = metrics
         self._clock = clock
         # Every admitted job, in arrival order (event loop): waiting until the worker joins it
@@ -65,11 +64,12 @@ class ContinuousBatcher:
     async def generate(
         self,
         source: np.ndarray,
-        search: Greedy | Beam,
+        search: Search,
         deadline: float | None = None,
         on_token: Callable[[int], None] | None = None,
     ) -> list[int]:
-        """Generate for one source; returns the token ids after the decoder start token.
+        """Generate for one source (a causal LM's prompt); returns the token ids after the
+        decoder start token (the prompt).
 
         ``on_token`` (greedy) is called on the event loop with each token as it is chosen.
         Raises QueueFull, LargerThanQueue, DeadlineExpired, Unavailable; cancellation drops
@@ -188,7 +188,7 @@ class ContinuousBatcher:
             log.warning("model %s: a decoder step's result had no event loop left", self.model)
 
     def _work(self) -> None:
-        batch = DecoderBatch(self._graphs)
+        batch = self._new_batch()
         while True:
             with self._signal:
                 while not self._line and not batch.jobs and not self._stopping:
@@ -201,14 +201,14 @@ class ContinuousBatcher:
                 report = batch.step(joining, leaving)
             except Exception as exc:
                 log.exception("model %s: decoder step failed", self.model)
-                batch = DecoderBatch(self._graphs)
+                batch = self._new_batch()
                 with self._signal:
                     self._line.clear()
                 self._post(self._fail_all, Unavailable(f"model {self.model} failed to run: {exc}"))
                 continue
             self._post(self._after_step, report, joining, leaving)
 
-    def _take_joining(self, batch: DecoderBatch) -> list[Job]:
+    def _take_joining(self, batch: RowBatch) -> list[Job]:
         """Jobs from the line that fit beside the batch (called holding _signal)."""
         rows = sum(job.rows for job in batch.jobs if not job.leaving)
         joining = []

@@ -18,6 +18,10 @@ Bytes still move in three cases, each counted in `copied` by reason:
 
 Buffers are only as wide as the longest row needs (rounded up to a power of two), because
 the attention reads every slot of the capacity, written or not.
+
+A causal LM's cache (`cross=False`) has no cross-attention part: its rows join empty, and a
+prompt is written a chunk at a time into one row (`past(row)`, `make_room(tokens, row)`,
+`advance(tokens, row)`); beams take a copy of the prompt's row (`fork`, counted as reorder).
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ MIN_SOURCE = 16  # encoder slots per row at first
 
 
 class BatchCache:
-    def __init__(self, layers: int, heads: int, d_kv: int) -> None:
+    def __init__(self, layers: int, heads: int, d_kv: int, cross: bool = True) -> None:
         self._tensors = 2 * layers  # a key and a value per layer
+        self._cross_tensors = self._tensors if cross else 0
         self._heads, self._d_kv = heads, d_kv
         self._empty()
         self.copied: Counter[str] = Counter()  # bytes moved, by reason; the batch takes them
@@ -40,7 +45,7 @@ class BatchCache:
     def _empty(self) -> None:
         self.lengths = np.zeros(0, np.int64)  # tokens each row has written
         self._past = [self._zeros(0, 0) for _ in range(self._tensors)]
-        self._cross = [self._zeros(0, 0) for _ in range(self._tensors)]
+        self._cross = [self._zeros(0, 0) for _ in range(self._cross_tensors)]
         self._encoder_mask = np.zeros((0, 0), np.int64)
 
     def _zeros(self, slots: int, width: int) -> np.ndarray:
@@ -61,11 +66,13 @@ class BatchCache:
 
     @property
     def source_capacity(self) -> int:
-        return int(self._cross[0].shape[2])
+        return int(self._cross[0].shape[2]) if self._cross else 0
 
-    def past(self) -> list[np.ndarray]:
-        """The live rows of each self-attention buffer (views: the step writes into them)."""
-        return [buffer[: self.rows] for buffer in self._past]
+    def past(self, row: int | None = None) -> list[np.ndarray]:
+        """The live rows of each self-attention buffer, or one row (views: the step writes
+        into them; one row of a C-ordered buffer is contiguous, so it binds in place too)."""
+        rows = slice(0, self.rows) if row is None else slice(row, row + 1)
+        return [buffer[rows] for buffer in self._past]
 
     def cross(self) -> list[np.ndarray]:
         return [buffer[: self.rows] for buffer in self._cross]
@@ -86,15 +93,31 @@ class BatchCache:
         self._encoder_mask[start:end, :source] = encoder_mask
         self.lengths = np.concatenate([self.lengths, np.zeros(joining, np.int64)])
 
-    def make_room(self) -> None:
-        """Before a step: room for every row to write one more token."""
-        needed = int(self.lengths.max(initial=0)) + 1
+    def add_rows(self, count: int) -> None:
+        """Append `count` rows with nothing written (a causal LM's joining sequences)."""
+        self._fit(self.rows + count, self.capacity, 0)
+        self.lengths = np.concatenate([self.lengths, np.zeros(count, np.int64)])
+
+    def make_room(self, tokens: int = 1, row: int | None = None) -> None:
+        """Before a step: room for every row (or `row`) to write `tokens` more tokens."""
+        written = self.lengths.max(initial=0) if row is None else self.lengths[row]
+        needed = int(written) + tokens
         if needed > self.capacity:
             self._fit(self.slots, needed, self.source_capacity)
 
-    def advance(self) -> None:
-        """After a step: every row wrote its token."""
-        self.lengths += 1
+    def advance(self, tokens: int = 1, rows: np.ndarray | int | None = None) -> None:
+        """After a step: every row (or `rows`) wrote `tokens` tokens."""
+        if rows is None:
+            self.lengths += tokens
+        else:
+            self.lengths[rows] += tokens
+
+    def fork(self, row: int, copies: range) -> None:
+        """Rows `copies` take row `row`'s cache: beams of one prompt, prefilled once."""
+        for buffer in (*self._past, *self._cross):
+            buffer[copies.start : copies.stop] = buffer[row]
+            self.copied["reorder"] += buffer[row].nbytes * len(copies)
+        self.lengths[copies.start : copies.stop] = self.lengths[row]
 
     def select(self, index: np.ndarray) -> None:
         """Keep the rows in `index`, in that order (rows may repeat: beams that fork)."""

@@ -1,4 +1,6 @@
-"""Greedy and beam search for one request, step by step, as transformers 5.x generate does.
+"""Greedy, beam search and sampling for one request, step by step, as transformers 5.x
+generate does, for seq2seq decoders (the sequence starts with the decoder start token) and
+causal LMs (it starts with the prompt; lengths count the prompt, as generate()'s do).
 
 Each search owns a fixed number of decoder rows (1, or num_beams) and is advanced with
 those rows' logits after every decoder step. It answers which of its rows continue into
@@ -13,6 +15,7 @@ Plain numpy, no threads or asyncio: the batcher calls it from its worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,14 +36,29 @@ class SearchSettings:
     forced_bos_token_id: int | None
     forced_eos_token_id: int | None
 
-    @property
-    def max_length(self) -> int:
-        """Decoder length at which generation stops, the start token included."""
-        return self.max_new_tokens + 1
 
 
-def process(scores: np.ndarray, sequences: list[list[int]], settings: SearchSettings) -> None:
-    """Apply the logits processors in place; `sequences` are the rows' decoder ids so far."""
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Multinomial sampling (GenerateRequest temperature, top_p, seed) with the model's top_k;
+    transformers' warpers in its order: temperature, top-k, top-p."""
+
+    temperature: float
+    top_p: float  # 1.0: off
+    top_k: int  # 0: off
+    seed: int
+
+
+Stop = Callable[[list[int]], bool]  # True once the generated ids' text holds a stop string
+
+LENGTH, EOS, STOP = "length", "eos", "stop"  # finish reasons
+
+
+def process(
+    scores: np.ndarray, sequences: list[list[int]], settings: SearchSettings, max_length: int
+) -> None:
+    """Apply the logits processors in place; `sequences` are the rows' ids so far (the start
+    token or the prompt first); `max_length` the length at which generation stops."""
     cur_len = len(sequences[0])
     n = settings.no_repeat_ngram_size
     if n and cur_len >= n:
@@ -55,7 +73,7 @@ def process(scores: np.ndarray, sequences: list[list[int]], settings: SearchSett
     if settings.forced_bos_token_id is not None and cur_len == 1:
         scores[:] = -np.inf
         scores[:, settings.forced_bos_token_id] = 0.0
-    if settings.forced_eos_token_id is not None and cur_len == settings.max_length - 1:
+    if settings.forced_eos_token_id is not None and cur_len == max_length - 1:
         scores[:] = -np.inf
         scores[:, settings.forced_eos_token_id] = 0.0
 
@@ -83,37 +101,116 @@ class Advance:
     done: bool
 
 
-class Greedy:
-    def __init__(self, settings: SearchSettings) -> None:
+class Search:
+    """What every search shares: its prefix (the decoder start token, or a causal LM's
+    prompt), the length at which it stops, and why it finished."""
+
+    rows: int
+
+    def __init__(self, settings: SearchSettings, prompt: Sequence[int] | None) -> None:
         self.settings = settings
+        self.prefix = list(prompt) if prompt else [settings.decoder_start_token_id]
+        self.max_length = len(self.prefix) + settings.max_new_tokens
+        self.finish_reason = ""
+
+    def next_tokens(self) -> list[int]:
+        raise NotImplementedError
+
+    def advance(self, logits: np.ndarray) -> Advance:
+        raise NotImplementedError
+
+    def result(self) -> list[int]:
+        raise NotImplementedError
+
+
+class Greedy(Search):
+    """One row, the most likely token each step (or a sampled one: Sample)."""
+
+    def __init__(
+        self,
+        settings: SearchSettings,
+        prompt: Sequence[int] | None = None,
+        stop: Stop | None = None,
+    ) -> None:
+        super().__init__(settings, prompt)
         self.rows = 1
-        self.sequence = [settings.decoder_start_token_id]
+        self.sequence = list(self.prefix)
+        self._stop = stop
 
     def next_tokens(self) -> list[int]:
         return [self.sequence[-1]]
 
+    def choose(self, scores: np.ndarray) -> int:
+        return int(np.argmax(scores))
+
     def advance(self, logits: np.ndarray) -> Advance:
         scores = logits.astype(np.float32, copy=True)
-        process(scores, [self.sequence], self.settings)
-        token = int(np.argmax(scores[0]))
+        process(scores, [self.sequence], self.settings, self.max_length)
+        token = self.choose(scores[0])
         self.sequence.append(token)
-        done = (
-            token in self.settings.eos_token_ids or len(self.sequence) >= self.settings.max_length
-        )
-        return Advance(rows=[0], token=token, done=done)
+        if token in self.settings.eos_token_ids:
+            self.finish_reason = EOS
+        elif self._stop is not None and self._stop(self.result()):
+            self.finish_reason = STOP
+        elif len(self.sequence) >= self.max_length:
+            self.finish_reason = LENGTH
+        return Advance(rows=[0], token=token, done=bool(self.finish_reason))
 
     def result(self) -> list[int]:
-        return self.sequence[1:]
+        return self.sequence[len(self.prefix) :]
 
 
-class Beam:
-    def __init__(self, settings: SearchSettings) -> None:
-        self.settings = settings
+class Sample(Greedy):
+    """Greedy's loop with a token drawn from the warped distribution: its own generator, so a
+    seed gives the same tokens whatever else is in the batch (given the same logits)."""
+
+    def __init__(
+        self,
+        settings: SearchSettings,
+        sampling: Sampling,
+        prompt: Sequence[int] | None = None,
+        stop: Stop | None = None,
+    ) -> None:
+        super().__init__(settings, prompt, stop)
+        self.sampling = sampling
+        self._random = np.random.default_rng(sampling.seed)
+
+    def choose(self, scores: np.ndarray) -> int:
+        return int(self._random.choice(len(scores), p=warped(scores, self.sampling)))
+
+
+def warped(scores: np.ndarray, sampling: Sampling) -> np.ndarray:
+    """Probabilities after temperature, top-k and top-p, as transformers' warpers leave them
+    (top-p keeps the smallest set whose probability reaches top_p, at least one token)."""
+    scores = scores.astype(np.float64) / sampling.temperature
+    if 0 < sampling.top_k < len(scores):
+        kth = np.partition(scores, -sampling.top_k)[-sampling.top_k]
+        scores = np.where(scores < kth, -np.inf, scores)
+    if sampling.top_p < 1.0:
+        order = np.argsort(scores, kind="stable")  # ascending, as TopPLogitsWarper sorts
+        probabilities = _softmax(scores[order])
+        removed = np.cumsum(probabilities) <= 1.0 - sampling.top_p
+        removed[-1] = False
+        scores = scores.copy()
+        scores[order[removed]] = -np.inf
+    return _softmax(scores)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = np.exp(scores - scores.max())
+    out: np.ndarray = shifted / shifted.sum()
+    return out
+
+
+class Beam(Search):
+    def __init__(self, settings: SearchSettings, prompt: Sequence[int] | None = None) -> None:
+        super().__init__(settings, prompt)
         beams = settings.num_beams
         self.rows = beams
         self._keep = max(2, 1 + len(settings.eos_token_ids)) * beams
-        self._cur_len = 1
-        self._running = [[settings.decoder_start_token_id] for _ in range(beams)]
+        self._start = len(self.prefix)  # transformers' decoder_prompt_len
+        self._cur_len = self._start
+        self._running = [list(self.prefix) for _ in range(beams)]
         # Only the first beam is live at first, so the beams do not all pick the same tokens.
         self._running_scores = np.full(beams, _NEG, dtype=np.float32)
         self._running_scores[0] = 0.0
@@ -129,13 +226,13 @@ class Beam:
         s = self.settings
         beams, vocab = logits.shape
         log_probs = log_softmax(logits.astype(np.float32, copy=False))
-        process(log_probs, self._running, s)
+        process(log_probs, self._running, s, self.max_length)
         accumulated = (log_probs + self._running_scores[:, None]).reshape(-1)
         top = top_k(accumulated, self._keep)
         top_scores = accumulated[top]
         origins, tokens = top // vocab, top % vocab
         candidates = [self._running[o] + [int(t)] for o, t in zip(origins, tokens, strict=True)]
-        at_end = self._cur_len + 1 >= s.max_length
+        at_end = self._cur_len + 1 >= self.max_length
         hits = np.array([at_end or int(t) in s.eos_token_ids for t in tokens])
 
         # The best candidates that did not stop run on.
@@ -146,8 +243,9 @@ class Beam:
 
         # Stopped candidates among the top `beams` compete for the finished slots.
         just_finished = hits & (np.arange(len(top)) < beams)
-        # Generated length of the candidates: cur_len + 1 minus the one start token.
-        scores = top_scores / np.float32(self._cur_len**s.length_penalty)
+        # Generated length of the candidates: cur_len + 1 minus the prefix.
+        generated = self._cur_len + 1 - self._start
+        scores = top_scores / np.float32(generated**s.length_penalty)
         all_full = bool(self._is_finished.all()) and s.early_stopping is True
         scores += np.float32(all_full) * _NEG
         scores += np.float32(not self._improvable) * _NEG
@@ -164,17 +262,20 @@ class Beam:
         self._improvable = self._improvable and self._can_improve()
         open_beam = not (bool(self._is_finished.all()) and s.early_stopping is True)
         done = not (self._improvable and open_beam and not bool(hits.all()))
+        if done:
+            kept = self._finished[0]
+            self.finish_reason = EOS if kept and kept[-1] in s.eos_token_ids else LENGTH
         return Advance(rows=[int(origins[i]) for i in chosen], token=None, done=done)
 
     def _can_improve(self) -> bool:
         s = self.settings
         if s.early_stopping == "never" and s.length_penalty > 0.0:
-            best_length = s.max_length - 1
+            best_length = self.max_length - self._start
         else:
-            best_length = self._cur_len - 1
+            best_length = self._cur_len - self._start
         best_possible = self._running_scores[0] / np.float32(best_length**s.length_penalty)
         worst = np.where(self._is_finished, self._finished_scores.min(), _NEG)
         return bool((best_possible > worst).any())
 
     def result(self) -> list[int]:
-        return self._finished[0][1:]
+        return self._finished[0][self._start :]

@@ -20,6 +20,10 @@ from service.metrics import Metrics
 from service.model_format import SPAN_OUTPUTS, Manifest
 from service.runtime.engine import Engine
 from service.runtime.precision import Route
+from service.causal.batch import CausalBatch
+from service.causal.graphs import CausalGraphs
+from service.causal.pipeline import CausalSummarizer
+from service.seq2seq.batch import DecoderBatch
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.graphs import Seq2SeqGraphs
 from service.seq2seq.pipeline import Seq2SeqSummarizer
@@ -31,7 +35,8 @@ from service.tasks.explain import (
     AttentionExplainer,
     CrossAttentionExplainer,
 )
-from service.tasks.pipelines import ANSWER, EMBED, SUMMARIZE, TENSORS, Pipelines
+from service.tasks.generate import TextGenerator
+from service.tasks.pipelines import ANSWER, EMBED, GENERATE, SUMMARIZE, TENSORS, Pipelines
 from service.tasks.span_qa import SpanQA
 from service.tasks.span_windows import QuestionWindows
 from service.tasks.summarize import ExtractiveSummarizer
@@ -125,7 +130,11 @@ class Builders:
         cache.add(encoded.cross, encoded.mask)
         graphs.step(np.array([spec.decoder_start_token_id], dtype=np.int64), cache)
         batcher = ContinuousBatcher(
-            model.name, graphs, settings.max_batch_size, settings.max_sequences, self._metrics
+            model.name,
+            lambda: DecoderBatch(graphs),
+            settings.max_batch_size,
+            settings.max_sequences,
+            self._metrics,
         )
         model.batchers.append(batcher)
         if manifest.explain is not None:
@@ -142,7 +151,59 @@ class Builders:
         table = Pipelines()
         summarizer = Seq2SeqSummarizer(model.name, tokenizer, spec, batcher, self._metrics)
         table.add(SUMMARIZE, summarizer)
+        generator = TextGenerator(
+            model.name,
+            tokenizer,
+            spec.defaults,
+            batcher,
+            self._metrics,
+            window=manifest.max_sequence_length,
+            max_new_limit=spec.max_decoder_length - 1,
+            causal=False,
+        )
+        table.add(GENERATE, generator)
         model.providers, model.sessions = graphs.providers, graphs.encoder.concurrency
+        return table
+
+    def causal(self, model: Model, folder: Path, manifest: Manifest, route: Route) -> Pipelines:
+        """Generate and Summarize on a decoder-only LM: its step graph under a continuous
+        batcher that prefills prompts in chunks between decode steps."""
+        assert manifest.causal is not None
+        settings, spec = self._settings, manifest.causal
+        graphs = CausalGraphs(model.name, folder, spec, route, settings.threads())
+        model.engines.append(graphs.decoder)
+        tokenizer = TextTokenizer(folder / manifest.tokenizer_file, spec.context_window)
+        if tokenizer.vocab_size > spec.vocab_size:
+            raise ModelLoadError(
+                f"tokenizer.json has {tokenizer.vocab_size} tokens; the model {spec.vocab_size}"
+            )
+        # First runs allocate arenas and pick kernels (a prefill and a decode step).
+        cache = graphs.new_cache()
+        cache.add_rows(1)
+        graphs.step(np.full((1, 8), spec.pad_token_id, dtype=np.int64), cache, 0)
+        graphs.step(np.full((1, 1), spec.pad_token_id, dtype=np.int64), cache)
+        batcher = ContinuousBatcher(
+            model.name,
+            lambda: CausalBatch(graphs, settings.prefill_tokens),
+            settings.max_batch_size,
+            settings.max_sequences,
+            self._metrics,
+        )
+        model.batchers.append(batcher)
+        generator = TextGenerator(
+            model.name,
+            tokenizer,
+            spec.defaults,
+            batcher,
+            self._metrics,
+            window=spec.context_window,
+            max_new_limit=spec.context_window - 1,
+            causal=True,
+        )
+        table = Pipelines()
+        table.add(GENERATE, generator)
+        table.add(SUMMARIZE, CausalSummarizer(generator, spec, self._metrics))
+        model.providers, model.sessions = graphs.providers, graphs.decoder.concurrency
         return table
 
     def _graph(

@@ -104,6 +104,45 @@ class Summarizer(Protocol):
         ...
 
 
+# -- generate ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateQuery:
+    """GenerateRequest's options; 0 (and empty) for the model's default."""
+
+    prompt: str
+    max_new_tokens: int = 0
+    num_beams: int = 0
+    temperature: float = 0.0  # 0: greedy (or beam search); above: sampling
+    top_p: float = 0.0  # 0: 1.0, off
+    seed: int = 0  # 0: a fresh random seed
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    text: str  # up to the first stop string, which is left out
+    token_ids: list[int]  # the generated ids, as generate() returns them after the prompt
+    finish_reason: str  # length, stop or eos
+    prompt_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedPiece:
+    text: str
+    finish_reason: str = ""  # set on the last piece only
+
+
+class Generator(Protocol):
+    async def generate(self, query: GenerateQuery, deadline: float | None) -> Generated: ...
+
+    def stream(self, query: GenerateQuery, deadline: float | None) -> AsyncIterator[GeneratedPiece]:
+        """Pieces of the text, in order; joined they equal `generate`'s text; the last one
+        carries the finish reason."""
+        ...
+
+
 # -- bare tensors -----------------------------------------------------------------------
 
 
@@ -131,6 +170,7 @@ class TensorRunner(Protocol):
 EMBED: Task[Embedder] = Task("embed")
 ANSWER: Task[Answerer] = Task("answer")
 SUMMARIZE: Task[Summarizer] = Task("summarize")
+GENERATE: Task[Generator] = Task("generate")
 TENSORS: Task[TensorRunner] = Task("infer")
 
 

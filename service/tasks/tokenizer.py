@@ -26,6 +26,9 @@ class TextTokenizer:
         self._tok = Tokenizer.from_file(str(path))
         self._tok.no_padding()
         self._tok.enable_truncation(max_length)
+        self._whole = Tokenizer.from_file(str(path))  # for prompts, refused when too long
+        self._whole.no_padding()
+        self._whole.no_truncation()
 
     @property
     def vocab_size(self) -> int:
@@ -45,6 +48,13 @@ class TextTokenizer:
         (special tokens cover none: start == end) and its type ids."""
         return list(self._tok.encode_batch(texts))
 
+    def encode_whole(self, text: str, special_tokens: bool = True) -> np.ndarray:
+        """One text's ids, never truncated (a prompt must fit whole or be refused), special
+        tokens added as the tokenizer's own configuration adds them, or none."""
+        encoding = self._whole.encode(text, add_special_tokens=special_tokens)
+        return np.asarray(encoding.ids, dtype=np.int64)
+
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids, special tokens (end of sequence, padding) left out."""
         return str(self._tok.decode(ids, skip_special_tokens=True))
+

@@ -59,6 +59,16 @@ class TextInferenceStub:
                 request_serializer=attnserve_dot_v1_dot_attnserve__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=attnserve_dot_v1_dot_attnserve__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Generate = channel.unary_unary(
+                '/attnserve.v1.TextInference/Generate',
+                request_serializer=attnserve_dot_v1_dot_attnserve__pb2.GenerateRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_attnserve__pb2.GenerateResponse.FromString,
+                _registered_method=True)
+        self.GenerateStream = channel.unary_stream(
+                '/attnserve.v1.TextInference/GenerateStream',
+                request_serializer=attnserve_dot_v1_dot_attnserve__pb2.GenerateRequest.SerializeToString,
+                response_deserializer=attnserve_dot_v1_dot_attnserve__pb2.GenerateChunk.FromString,
+                _registered_method=True)
 
 
 class TextInferenceServicer:
@@ -101,6 +111,22 @@ class TextInferenceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Generate(self, request, context):
+        """Text generated from a prompt: a causal LM continues it; a seq2seq model takes it as
+        its source text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateStream(self, request, context):
+        """The same text as it is generated (beam search: one chunk at the end); the chunks'
+        texts joined equal Generate's text, and the last one says done and why it finished.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TextInferenceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +154,16 @@ def add_TextInferenceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=attnserve_dot_v1_dot_attnserve__pb2.ListModelsRequest.FromString,
                     response_serializer=attnserve_dot_v1_dot_attnserve__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Generate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Generate,
+                    request_deserializer=attnserve_dot_v1_dot_attnserve__pb2.GenerateRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_attnserve__pb2.GenerateResponse.SerializeToString,
+            ),
+            'GenerateStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.GenerateStream,
+                    request_deserializer=attnserve_dot_v1_dot_attnserve__pb2.GenerateRequest.FromString,
+                    response_serializer=attnserve_dot_v1_dot_attnserve__pb2.GenerateChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +301,60 @@ class TextInference:
             '/attnserve.v1.TextInference/ListModels',
             attnserve_dot_v1_dot_attnserve__pb2.ListModelsRequest.SerializeToString,
             attnserve_dot_v1_dot_attnserve__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Generate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/attnserve.v1.TextInference/Generate',
+            attnserve_dot_v1_dot_attnserve__pb2.GenerateRequest.SerializeToString,
+            attnserve_dot_v1_dot_attnserve__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/attnserve.v1.TextInference/GenerateStream',
+            attnserve_dot_v1_dot_attnserve__pb2.GenerateRequest.SerializeToString,
+            attnserve_dot_v1_dot_attnserve__pb2.GenerateChunk.FromString,
             options,
             channel_credentials,
             insecure,

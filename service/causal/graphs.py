@@ -1,0 +1,61 @@
+"""The step graph of one causal LM, as the generation loop runs it: a chunk of one row's
+prompt (prefill), or one token for every row (decode), written into the cache in place.
+
+Synchronous: the batcher calls it from its worker thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from service.model_format import LOGITS, PAST, PRESENT, CausalSpec, cache_names, causal_inputs
+from service.runtime.engine import Engine
+from service.runtime.precision import Route
+from service.seq2seq.cache import BatchCache
+from service.seq2seq.graphs import GraphMismatch
+
+
+class CausalGraphs:
+    def __init__(self, name: str, folder: Path, spec: CausalSpec, route: Route, threads: int):
+        self.spec = spec
+        # One session: the loop runs one call at a time.
+        self.decoder = Engine(f"{name}.decoder", folder / spec.decoder_file, route, threads, _one)
+        self._past = cache_names(PAST, spec.num_layers)
+        self._present = cache_names(PRESENT, spec.num_layers)
+        expected = set(causal_inputs(spec.num_layers))
+        if set(self.decoder.input_names) != expected or not set(self._present) <= set(
+            self.decoder.output_names
+        ):
+            raise GraphMismatch(
+                f"the step graph's inputs {self.decoder.input_names} are not {sorted(expected)}"
+            )
+        self._logits_index = self.decoder.output_names.index(LOGITS)
+        self.providers = self.decoder.providers
+
+    def step(self, ids: np.ndarray, cache: BatchCache, row: int | None = None) -> np.ndarray:
+        """`ids` [rows, tokens] written after each row's tokens so far, for every row of
+        `cache` or for `row` alone; the logits of each row's last token [rows, vocab]."""
+        tokens = ids.shape[1]
+        cache.make_room(tokens, row)
+        past = cache.past(row)
+        lengths = cache.lengths if row is None else cache.lengths[row : row + 1]
+        feeds = {
+            "input_ids": ids,
+            # A token's position is its cache slot: the row's length, and on.
+            "position_ids": lengths[:, None] + np.arange(tokens, dtype=np.int64)[None, :],
+        }
+        feeds |= dict(zip(self._past, past, strict=True))
+        outputs = self.decoder.run_into(feeds, dict(zip(self._present, past, strict=True)))
+        cache.advance(tokens, row)
+        logits: np.ndarray = outputs[self._logits_index]
+        return logits
+
+    def new_cache(self) -> BatchCache:
+        spec = self.spec
+        return BatchCache(spec.num_layers, spec.num_kv_heads, spec.head_dim, cross=False)
+
+
+def _one(provider: str) -> int:
+    return 1
