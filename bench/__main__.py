@@ -173,7 +173,14 @@ def main() -> int:
         "--rounds", type=int, default=3, help="interleaved rounds of the goals' measurements"
     )
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"))
+    parser.add_argument(
+        "--only",
+        choices=["causal"],
+        help="run this section alone, into the results already in --out (same CPU only)",
+    )
     args = parser.parse_args()
+    if args.only:
+        return _one_section(args.only, Path(args.out))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     texts = [t for t in CORPUS.read_text().splitlines() if t.strip()]
     rows = tokenize(texts)
@@ -209,6 +216,9 @@ def main() -> int:
     from bench.seq2seq import seq2seq_section
 
     seq2seq_section(results, THREADS, log)
+    from bench.causal import causal_section
+
+    causal_section(results, THREADS, log)
     results["seconds"] = time.time() - started
     from bench.report import write_report
 
@@ -216,6 +226,25 @@ def main() -> int:
     log(f"done in {results['seconds']:.0f}s: {args.out}.md, {args.out}.json")
     out_json = Path(args.out).with_suffix(".json")
     out_json.write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+def _one_section(section: str, out: Path) -> int:
+    """Re-run one section beside the rest of the last full run's results, on the same CPU
+    (the report's figures must all come from one machine)."""
+    out_json = out.with_suffix(".json")
+    results = json.loads(out_json.read_text())
+    if results["machine"]["cpu"] != cpu_name():
+        log(f"--only: {out_json} was measured on {results['machine']['cpu']}, not this CPU")
+        return 2
+    from bench.causal import causal_section
+
+    causal_section(results, THREADS, log)
+    from bench.report import write_report
+
+    write_report(results, out)
+    out_json.write_text(json.dumps(results, indent=2, default=str))
+    log(f"{section} section written into {out}.md, {out_json}")
     return 0
 
 

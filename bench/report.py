@@ -9,9 +9,11 @@ import numpy as np
 
 from bench.goals import (
     BLOCKING,
+    CAUSAL_GOALS,
     DEFAULT,
     SEQ2SEQ_GOALS,
     SERVERS,
+    causal_goal_values,
     fastest_seq2seq_variant,
     goal_values,
     seq2seq_goal_values,
@@ -268,6 +270,79 @@ def _seq2seq_lines(s2s: dict[str, Any] | None) -> list[str]:
                 f"| {k} | {name.format(fastest=fastest)} | {values[key]:.2f}x | ≥ {target:.1f}x "
                 f"| {verdict} |"
             )
+    return lines
+
+
+def _causal_lines(c: dict[str, Any] | None) -> list[str]:
+    """Section 6: decoder-only generation against CTranslate2 and generate(), the prefill
+    stall, and the goals."""
+    if not c:
+        return []
+    models, n = c["models"], c["concurrent"]
+    lines = [
+        "",
+        "## 6. Decoder-only generation (causal LMs, chunked prefill)",
+        "",
+        f"{', '.join(m['model'] for m in models.values())}: the same {n} prompts of mixed "
+        f"lengths for every system, {c['new_tokens']} new tokens each (EOS banned, counts "
+        f"checked), greedy, {c['threads']} threads, in process (no gRPC), each warmed up first "
+        f"(`bench/causal.py`, peers in `bench/causal_peers.py`; took {c['seconds']:.0f} s). "
+        f"attnserve prefills at most {c['prefill_tokens']} prompt tokens between two decode "
+        "steps. TTFT as in section 4.",
+        "",
+        "| case | " + " | ".join(f"{k}: tokens/s | {k}: TTFT ms" for k in models) + " |",
+        "|---|" + "---:|---:|" * len(models),
+    ]
+
+    def row(label: str, cells: list[tuple[float, float] | None]) -> str:
+        return (
+            f"| {label} | "
+            + " | ".join(f"{v[0]:.0f} | {v[1]:.0f}" if v else "n/a | n/a" for v in cells)
+            + " |"
+        )
+
+    def pick(m: dict[str, Any], *path: str) -> tuple[float, float] | None:
+        found: Any = m
+        for key in path[:-1]:
+            found = found.get(key) if isinstance(found, dict) else None
+        if not isinstance(found, dict):
+            return None
+        kind = path[-1]
+        return found[f"{kind}_tokens_per_s"], found[f"{kind}_ttft_ms"]
+
+    cases = [
+        ("attnserve fp32, one at a time", ("attnserve", "one_at_a_time")),
+        (f"attnserve fp32, {n} concurrent", ("attnserve", "concurrent_16")),
+        ("CTranslate2 fp32, one at a time", ("ctranslate2", "fp32", "one_at_a_time")),
+        (f"CTranslate2 fp32, the {n} as one batch", ("ctranslate2", "fp32", "batch")),
+        ("CTranslate2 int8, one at a time", ("ctranslate2", "int8", "one_at_a_time")),
+        (f"CTranslate2 int8, the {n} as one batch", ("ctranslate2", "int8", "batch")),
+        ("transformers generate(), one at a time", ("generate", "one_at_a_time")),
+        (f"transformers generate(), the {n} as one batch", ("generate", "batch")),
+    ]
+    lines += [row(label, [pick(m, *path) for m in models.values()]) for label, path in cases]
+    lines += [
+        "",
+        "Prefill stall: 8 sequences decoding, then one long prompt joins. The running "
+        "sequences' longest gap between two tokens while it is prefilled, against their "
+        "median gap before: "
+        + "; ".join(
+            f"{k}: a {a['stall_prompt_tokens']:.0f}-token prompt, prefilled in "
+            f"{a['stall_prefill_ms']:.0f} ms, longest gap {a['stall_max_gap_ms']:.0f} ms "
+            f"against {a['stall_median_gap_ms']:.0f} ms"
+            for k, m in models.items()
+            for a in [m["attnserve"]]
+        )
+        + ". Without chunking the whole prefill would be one gap.",
+        "",
+        "| model | goal | ratio | target | |",
+        "|---|---|---:|---:|---|",
+    ]
+    for k, m in models.items():
+        values = causal_goal_values(m)
+        for key, name, target in CAUSAL_GOALS:
+            verdict = "met" if values[key] >= target else "**not met**"
+            lines.append(f"| {k} | {name} | {values[key]:.2f}x | ≥ {target:.1f}x | {verdict} |")
     return lines
 
 
@@ -568,5 +643,6 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     lines += _goal_lines(results.get("goal_rounds"), results.get("precisions"))
     lines += _seq2seq_lines(results.get("seq2seq"))
     lines += _explain_lines(results.get("explain"))
+    lines += _causal_lines(results.get("causal"))
     lines.append("")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -36,6 +36,7 @@ from bench import ctranslate2_peer
 from service import model_format
 from service.metrics import CACHE_COPY_REASONS, Metrics
 from service.runtime.precision import Route
+from service.seq2seq.batch import DecoderBatch
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.graphs import Seq2SeqGraphs
 from service.seq2seq.search import Greedy, SearchSettings
@@ -241,7 +242,7 @@ async def _measure(
         forced_eos_token_id=None,
     )
     metrics = Metrics()
-    batcher = ContinuousBatcher(f"bench-{key}", graphs, 64, 256, metrics)
+    batcher = ContinuousBatcher(f"bench-{key}", lambda: DecoderBatch(graphs), 64, 256, metrics)
 
     def copied() -> dict[str, float]:
         """KV cache bytes the batcher moved so far, by reason (0 for a step without joins,

@@ -290,6 +290,16 @@ _REQUESTS: dict[str, Callable[[Any], Message]] = {
     "embed": lambda a: pb.EmbedRequest(
         texts=a.texts, model=a.model, normalize=not a.raw, **explain_fields(a)
     ),
+    "generate": lambda a: pb.GenerateRequest(
+        prompt=a.prompt,
+        model=a.model,
+        max_new_tokens=a.max_new_tokens,
+        num_beams=a.num_beams,
+        temperature=a.temperature,
+        top_p=a.top_p,
+        seed=a.seed,
+        stop=a.stop,
+    ),
     "models": lambda a: pb.ListModelsRequest(),
     "health": lambda a: health_pb2.HealthCheckRequest(service=a.service),
 }
@@ -298,6 +308,7 @@ _CALLS: dict[str, Callable[[grpc.Channel, Any, float, Metadata], Any]] = {
     "summarize": lambda c, r, t, m: _text_stub(c).Summarize(r, timeout=t, metadata=m),
     "answer": lambda c, r, t, m: _text_stub(c).Answer(r, timeout=t, metadata=m),
     "embed": lambda c, r, t, m: _text_stub(c).Embed(r, timeout=t, metadata=m),
+    "generate": lambda c, r, t, m: _text_stub(c).Generate(r, timeout=t, metadata=m),
     "models": lambda c, r, t, m: _text_stub(c).ListModels(r, timeout=t, metadata=m),
     "health": lambda c, r, t, m: health_pb2_grpc.HealthStub(c).Check(r, timeout=t, metadata=m),
 }
@@ -335,6 +346,10 @@ _READABLE: dict[str, Callable[[Any, Any], str]] = {
     "summarize": lambda r, _: f"{r.summary}\n\n{_spans(r.sentences)}",
     "answer": lambda r, _: _spans(r.answers) or "(no answer)",
     "embed": _readable_embeddings,
+    "generate": lambda r, _: (
+        f"{r.text}\n\n({r.model}: {len(r.token_ids)} tokens after a {r.prompt_tokens}-token "
+        f"prompt, finished: {r.finish_reason})"
+    ),
     "models": _readable_models,
     "health": lambda r, _: health_pb2.HealthCheckResponse.ServingStatus.Name(r.status),
 }

@@ -155,8 +155,8 @@ class Repository:
         manifest = Manifest.read(folder)
         model.manifest = manifest
         # A generating model is graphs and a search loop: no one graph to serve bare.
-        seq2seq = manifest.seq2seq is not None or manifest.causal is not None
-        model.offers = [*([] if seq2seq else [TENSORS.name]), *manifest.tasks]
+        generating = manifest.seq2seq is not None or manifest.causal is not None
+        model.offers = [*([] if generating else [TENSORS.name]), *manifest.tasks]
         routes = model.routes or choose(manifest, self.machine, self.settings)
         # One builder per kind of model; each builds every pipeline its kind can serve.
         if manifest.seq2seq is not None:
@@ -185,7 +185,7 @@ class Repository:
         self.metrics.model_ready.labels(model.name).set(1)
         self.metrics.start_at_zero(model.name, manifest.tasks)
         tasks = ", ".join(manifest.tasks)
-        log.info("model %s ready: tasks %s%s", model.name, tasks, " (generating)" if seq2seq else "")
+        log.info("model %s ready: tasks %s", model.name, tasks)
 
     def resolve(self, name: str) -> Model:
         """The named model (empty: the default); NOT_FOUND or UNAVAILABLE when it can't serve."""

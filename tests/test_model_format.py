@@ -372,7 +372,7 @@ def test_export_task_not_served(tmp_path: Path) -> None:
     mf.write(tmp_path, encoder_record(tmp_path, export_task="translation"))
     expected = (
         "model.yaml: export_task 'translation' is not served "
-        "(only feature-extraction, question-answering, summarization)"
+        "(only feature-extraction, question-answering, summarization, text-generation)"
     )
     assert read_error(tmp_path) == expected
     with pytest.raises(mf.ManifestError) as caught:

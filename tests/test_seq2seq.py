@@ -119,7 +119,8 @@ def batch_sizes(server: ServerProcess, model: str) -> tuple[float, float]:
 def test_export_records_graphs_parity_and_generation(seq2seq_repository: Path) -> None:
     for name in [*MODELS, INT8_MODEL]:
         manifest = yaml.safe_load((seq2seq_repository / name / "model.yaml").read_text())
-        assert manifest["export_task"] == "summarization" and manifest["tasks"] == ["summarize"]
+        assert manifest["export_task"] == "summarization"
+        assert manifest["tasks"] == ["summarize", "generate"]
         assert set(manifest["files"]) == {"encoder", "decoder", "tokenizer"}
         variant_files = {f for v in manifest["variants"].values() for f in v["files"].values()}
         if manifest["explain"]["passed"]:
@@ -192,7 +193,8 @@ def test_the_int8_variant_is_served_with_its_cache_in_place(
 
 def test_list_models_and_tasks(stub: pb_grpc.TextInferenceStub) -> None:
     models = {m.name: m for m in stub.ListModels(pb.ListModelsRequest(), timeout=5).models}
-    assert models["tiny-t5"].ready and list(models["tiny-t5"].tasks) == ["summarize"]
+    assert models["tiny-t5"].ready
+    assert list(models["tiny-t5"].tasks) == ["summarize", "generate"]
     assert models["tiny-t5"].architecture == "T5ForConditionalGeneration"
     assert models["tiny-bart"].architecture == "BartForConditionalGeneration"
     assert models["tiny-bart"].max_sequence_length == 128
@@ -234,6 +236,28 @@ def test_concurrent_requests_equal_transformers_generate(
         assert reply.summary == tokenizer.decode(expected, skip_special_tokens=True)
     steps, single = batch_sizes(seq2seq_server, name)
     assert steps - steps_before > single - single_before, "no decoder step had 2+ rows"
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_generate_on_a_seq2seq_model_takes_the_prompt_as_its_source(
+    name: str, stub: pb_grpc.TextInferenceStub, references: dict[str, tuple[Any, Any]]
+) -> None:
+    for options in ({"max_new_tokens": 12}, {"max_new_tokens": 12, "num_beams": 3}):
+        for text in TEXTS[:3]:
+            request = pb.GenerateRequest(prompt=text, model=name, **options)
+            reply = stub.Generate(request, timeout=30)
+            expected = generate(references[name], text, **options)
+            assert list(reply.token_ids) == expected, text
+            _, tokenizer = references[name]
+            assert reply.text == tokenizer.decode(expected, skip_special_tokens=True)
+            eos = expected[-1] == tokenizer.eos_token_id
+            assert reply.finish_reason == ("eos" if eos else "length")
+    chunks = list(stub.GenerateStream(pb.GenerateRequest(prompt=TEXTS[1], model=name), timeout=30))
+    whole = stub.Generate(pb.GenerateRequest(prompt=TEXTS[1], model=name), timeout=30)
+    assert "".join(c.text for c in chunks) == whole.text and chunks[-1].done
+    sampled = pb.GenerateRequest(prompt=TEXTS[1], model=name, temperature=2.0, seed=9)
+    first, again = (stub.Generate(sampled, timeout=30).token_ids for _ in range(2))
+    assert first == again
 
 
 @pytest.mark.filterwarnings("ignore:Using the model-agnostic default")

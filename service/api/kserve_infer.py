@@ -25,6 +25,7 @@ from service.api.kserve_tensors import (
     Tensor,
     TensorSpec,
     bool_parameter,
+    float_parameter,
     int_parameter,
     string_parameter,
 )
@@ -43,10 +44,12 @@ from service.tasks.explain import (
 from service.tasks.pipelines import (
     ANSWER,
     EMBED,
+    GENERATE,
     SUMMARIZE,
     TENSORS,
     AnswerQuery,
     Answers,
+    GenerateQuery,
     SummaryQuery,
 )
 from service.tasks.texts import Limits, Text, check_texts
@@ -171,6 +174,41 @@ class _Summarize:
         return out
 
 
+class _Generate:
+    """PROMPT → TEXT (and FINISH_REASON), one per prompt; the options as parameters named as
+    GenerateRequest's fields."""
+
+    def inputs(self, model: Model) -> list[TensorSpec]:
+        return [TensorSpec("PROMPT", BYTES, (-1,))]
+
+    def outputs(self, model: Model) -> list[TensorSpec]:
+        return [TensorSpec("TEXT", BYTES, (-1,)), TensorSpec("FINISH_REASON", BYTES, (-1,))]
+
+    async def infer(self, call: Call) -> dict[str, Tensor]:
+        params = call.params
+        stop = string_parameter(params, "stop", "")
+        queries = [
+            GenerateQuery(
+                prompt,
+                max_new_tokens=int_parameter(params, "max_new_tokens", 0),
+                num_beams=int_parameter(params, "num_beams", 0),
+                temperature=float_parameter(params, "temperature", 0.0),
+                top_p=float_parameter(params, "top_p", 0.0),
+                seed=int_parameter(params, "seed", 0),
+                stop=(stop,) if stop else (),
+            )
+            for prompt in _texts(call, "PROMPT")
+        ]
+        generator = call.model.pipeline(GENERATE)
+        done = await _gather(generator.generate(q, call.deadline) for q in queries)
+        texts = [d.text.encode() for d in done]
+        reasons = [d.finish_reason.encode() for d in done]
+        return _named(
+            Tensor("TEXT", BYTES, (len(texts),), items=texts),
+            Tensor("FINISH_REASON", BYTES, (len(reasons),), items=reasons),
+        )
+
+
 class _Tensors:
     def inputs(self, model: Model) -> list[TensorSpec]:
         # token_type_ids may be left out: the scheduler feeds zeros.
@@ -201,6 +239,7 @@ VIEWS: dict[str, View] = {
     EMBED.name: _Embed(),
     ANSWER.name: _Answer(),
     SUMMARIZE.name: _Summarize(),
+    GENERATE.name: _Generate(),
 }
 
 

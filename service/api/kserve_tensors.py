@@ -179,6 +179,15 @@ def int_parameter(params: Mapping[str, pb.InferParameter], key: str, default: in
     return int(getattr(params[key], kind))
 
 
+def float_parameter(params: Mapping[str, pb.InferParameter], key: str, default: float) -> float:
+    if key not in params:
+        return default
+    kind = params[key].WhichOneof("parameter_choice")
+    if kind not in {"double_param", "int64_param", "uint64_param"}:
+        raise InvalidArgument(f"parameter {key!r} must be a number")
+    return float(getattr(params[key], kind))
+
+
 # -- inside ----------------------------------------------------------------------------------
 
 

@@ -37,7 +37,6 @@ class SearchSettings:
     forced_eos_token_id: int | None
 
 
-
 @dataclass(frozen=True, slots=True)
 class Sampling:
     """Multinomial sampling (GenerateRequest temperature, top_p, seed) with the model's top_k;

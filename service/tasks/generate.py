@@ -35,7 +35,7 @@ from service.seq2seq.search import (
     Search,
     SearchSettings,
 )
-from service.tasks.pipelines import GENERATE, GenerateQuery, Generated, GeneratedPiece
+from service.tasks.pipelines import GENERATE, Generated, GeneratedPiece, GenerateQuery
 from service.tasks.tokenizer import TextTokenizer
 
 MAX_BEAMS = 16
@@ -164,9 +164,7 @@ class TextGenerator:
         prompt, search = self._prepare(query)
         return await self.complete(prompt, search, query.stop, deadline)
 
-    def stream(
-        self, query: GenerateQuery, deadline: float | None
-    ) -> AsyncIterator[GeneratedPiece]:
+    def stream(self, query: GenerateQuery, deadline: float | None) -> AsyncIterator[GeneratedPiece]:
         prompt, search = self._prepare(query)
         return self.pieces(prompt, search, query.stop, deadline)
 

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from service.batching.scheduler import BatchingConfig, Scheduler
+from service.causal.batch import CausalBatch
+from service.causal.graphs import CausalGraphs
+from service.causal.pipeline import CausalSummarizer
 from service.config import Settings
 from service.metrics import Metrics
 from service.model_format import SPAN_OUTPUTS, Manifest
 from service.runtime.engine import Engine
 from service.runtime.precision import Route
-from service.causal.batch import CausalBatch
-from service.causal.graphs import CausalGraphs
-from service.causal.pipeline import CausalSummarizer
 from service.seq2seq.batch import DecoderBatch
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.graphs import Seq2SeqGraphs

@@ -57,4 +57,3 @@ class TextTokenizer:
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids, special tokens (end of sequence, padding) left out."""
         return str(self._tok.decode(ids, skip_special_tokens=True))
-
