@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _export(args: argparse.Namespace) -> None:
-    if args.int8 and args.task in (SPAN_QA, TEXT_GENERATION):
+    if args.int8 and args.task == SPAN_QA:
         raise ExportError(f"--int8 is not supported for {args.task} yet", exit_code=2)
     source = open_source(args.src)
     out: Path = args.out.expanduser().resolve()
@@ -84,7 +84,7 @@ def _export(args: argparse.Namespace) -> None:
     if args.task == TEXT_GENERATION:
         from export import text_generation
 
-        text_generation.export(source, out, name=args.name or out.name)
+        text_generation.export(source, out, name=args.name or out.name, int8=args.int8)
         return
     if args.task == SUMMARIZATION:
         from export import summarization

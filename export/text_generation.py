@@ -5,6 +5,12 @@ The folder holds decoder_model.onnx, tokenizer.json (and tokenizer_config.json, 
 generation_config.json as the source has them) and a model.yaml with what the server's
 generation loop needs: cache shapes, the context window, special token ids, generation
 defaults, and the prompt Summarize wraps a document in (docs/generation.md).
+
+Beside the fp32 graph, an int8 variant (dynamic quantization of every projection, as the
+summarizers') is written when it holds the int8 floor: a cosine of 0.99 on every position's
+logits through the same chunked prefill and steps; the greedy ids that stay identical to
+generate() are recorded. It runs when `--precision int8` asks, or when the folder was
+exported with `--int8`.
 """
 
 import json
@@ -16,7 +22,9 @@ from export.errors import ExportError
 from export.manifest import created_now, library_versions, source_record
 from export.output import staged_directory
 from export.progress import Progress
+from export.quantize import quantize_int8
 from export.source import CONFIG_FILE, SourceFolder
+from export.variants import FLOORS
 from service import model_format
 from service.model_format import (
     DECODER_FILE,
@@ -24,6 +32,7 @@ from service.model_format import (
     TEXT_GENERATION,
     TOKENIZER_FILE,
     CausalManifest,
+    CausalVariant,
     SummaryPrompt,
     sha256_file,
 )
@@ -33,17 +42,18 @@ SERVING_TASKS = list(KIND_TASKS[EXPORT_TASK])
 # The longest context served: model.yaml's limit, and a cache row of a 135M model at 8192
 # slots is already ~190 MB.
 MAX_CONTEXT = 8192
+INT8_FILE = "decoder_model.int8.onnx"
 COPIED_FILES = ("config.json", "generation_config.json", "tokenizer_config.json")
 # Summarize's prompt on a model without a chat template: GPT-2's own summarization cue.
 DEFAULT_SUMMARY_TEMPLATE = "{text}\n\nTL;DR:"
 SUMMARY_INSTRUCTION = "Summarize the following text.\n\n"
 
 
-def export(source: SourceFolder, out: Path, *, name: str) -> None:
+def export(source: SourceFolder, out: Path, *, name: str, int8: bool = False) -> None:
     """`attnserve export --task text-generation`: the opset is causal's (24), whatever
     --opset says."""
     causal.check_supported(source)
-    progress = Progress(total_steps=4)
+    progress = Progress(total_steps=5)
     progress.step(f"loading {source.path}")
     model = causal.load(source)
     window = min(model.context_window, MAX_CONTEXT)
@@ -72,6 +82,17 @@ def export(source: SourceFolder, out: Path, *, name: str) -> None:
                 f"{parity.greedy_identical} of {parity.prompts} prompts"
             )
 
+        progress.step("int8 variant: quantizing the step graph, checking it against PyTorch")
+        int8_variant = _int8(model, staging, source.tokenizer_path)
+        if int8 and isinstance(int8_variant, str):
+            raise ExportError(f"--int8: the int8 variant cannot be served: {int8_variant}")
+        variants = {"fp32": CausalVariant(DECODER_FILE, ["cuda", "cpu"], parity, None)}
+        skipped = {"bf16": "not built for causal LMs yet"}
+        if isinstance(int8_variant, str):
+            skipped["int8"] = int8_variant
+        else:
+            variants["int8"] = int8_variant
+
         progress.step(f"writing {out}")
         shutil.copyfile(source.tokenizer_path, staging / TOKENIZER_FILE)
         for file in COPIED_FILES:
@@ -84,9 +105,12 @@ def export(source: SourceFolder, out: Path, *, name: str) -> None:
             tasks=SERVING_TASKS,
             architecture=model.class_name,
             model_type=model.model_type,
-            precision="fp32",
+            precision="int8" if int8 else "fp32",
             files=files,
-            sha256={f: sha256_file(staging / f) for f in files.values()},
+            sha256={
+                f: sha256_file(staging / f)
+                for f in dict.fromkeys([*files.values(), *(v.file for v in variants.values())])
+            },
             max_sequence_length=window,
             hidden_size=model.hidden_size,
             num_layers=model.num_layers,
@@ -104,10 +128,8 @@ def export(source: SourceFolder, out: Path, *, name: str) -> None:
             unfused_ops=summary.unfused,
             fully_fused=True,
             parity=parity,
-            skipped_variants={
-                "int8": "not built for causal LMs yet",
-                "bf16": "not built for causal LMs yet",
-            },
+            variants=variants,
+            skipped_variants=skipped,
             source=source_record(source),
             versions=library_versions(),
             created=created_now(),
@@ -117,8 +139,33 @@ def export(source: SourceFolder, out: Path, *, name: str) -> None:
     progress.finish(
         f"exported {name} to {out} (logits max abs diff {parity.max_abs_diff:.2g}; attention "
         f"fused: {summary.attention} nodes; greedy identical {parity.greedy_identical}/"
-        f"{parity.prompts})"
+        f"{parity.prompts}; int8: "
+        + (
+            skipped["int8"]
+            if "int8" in skipped
+            else f"min logits cosine {variants['int8'].parity.min_cosine:.4f}, greedy identical "
+            f"{variants['int8'].parity.greedy_identical}/{parity.prompts}"
+        )
+        + ")"
     )
+
+
+def _int8(model: causal.Causal, staging: Path, tokenizer: Path) -> CausalVariant | str:
+    """The step graph quantized and checked; the variant, or why it is left out."""
+    # The projections only (the quantizer would rewrite ONNX's Attention as QAttention), all
+    # of them: a causal LM's step reads every weight per token, so each one kept fp32 costs.
+    quantization = quantize_int8(
+        staging / DECODER_FILE,
+        staging / INT8_FILE,
+        keep_ffn_down_fp32=False,
+        op_types=["MatMul", "Gemm"],
+    )
+    floor = FLOORS["int8"]
+    parity = causal_parity.check(model, staging / INT8_FILE, tokenizer, min_cosine=floor)
+    if not parity.passed:
+        (staging / INT8_FILE).unlink()
+        return f"below its floor: min logits cosine {parity.min_cosine:.4f} (floor {floor})"
+    return CausalVariant(INT8_FILE, ["cpu"], parity, quantization)
 
 
 def summary_prompt(folder: Path) -> SummaryPrompt:

@@ -30,6 +30,7 @@ MODELS = {"gpt2": build_gpt2, "llama": build_llama}
 PREFILL = 7  # --prefill-tokens: most prompts take several chunks
 PROMPTS = sentences(8, seed=11, min_words=2, max_words=40)  # mixed lengths, one batch
 NEW = 12
+INT8_MODEL = "gpt2-int8"
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +44,12 @@ def causal_repository(
     causal_sources: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     root = tmp_path_factory.mktemp("causal-repo") / "models"
-    for name, source in causal_sources.items():
+    exports = [*((n, s, []) for n, s in causal_sources.items())]
+    exports.append((INT8_MODEL, causal_sources["gpt2"], ["--int8"]))  # served in int8
+    for name, source, options in exports:
         done = subprocess.run(
             [sys.executable, "-m", "export", str(source), "--task", "text-generation",
-             "--out", str(root / name)],
+             "--out", str(root / name), *options],
             cwd=ROOT, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -119,6 +122,21 @@ def test_export_fuses_every_attention_and_records_the_model(causal_repository: P
     assert gpt2["summary_prompt"] == {
         "template": "{text}\n\nTL;DR:", "add_special_tokens": True, "origin": "default"
     }  # fmt: skip
+
+
+def test_the_int8_variant_holds_its_floor_and_is_served(
+    causal_repository: Path, stub: pb_grpc.TextInferenceStub
+) -> None:
+    manifest = yaml.safe_load((causal_repository / INT8_MODEL / "model.yaml").read_text())
+    assert manifest["precision"] == "int8" and set(manifest["variants"]) == {"fp32", "int8"}
+    int8 = manifest["variants"]["int8"]
+    assert int8["file"] == "decoder_model.int8.onnx" and int8["quantization"]
+    assert int8["parity"]["passed"] and int8["parity"]["min_cosine"] >= 0.99
+    assert int8["parity"]["min_cosine_limit"] == 0.99
+    models = {m.name: m for m in stub.ListModels(pb.ListModelsRequest(), timeout=5).models}
+    assert models[INT8_MODEL].precision == "int8" and models["gpt2"].precision == "fp32"
+    request = pb.GenerateRequest(prompt=PROMPTS[0], model=INT8_MODEL, max_new_tokens=NEW)
+    assert len(stub.Generate(request, timeout=30).token_ids) >= 1
 
 
 def test_the_graph_keeps_grouped_query_attention_grouped(causal_repository: Path) -> None:

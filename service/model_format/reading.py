@@ -242,10 +242,14 @@ class Manifest:
     def running(self, precision: str) -> Manifest:
         """This manifest with `precision` (one of `variants`) as the one that runs."""
         variant = self.variants[precision]
-        seq2seq = self.seq2seq
+        seq2seq, causal = self.seq2seq, self.causal
         if seq2seq is not None:
             seq2seq = replace(seq2seq, encoder_file=variant.file, decoder_file=variant.decoder_file)
-        return replace(self, precision=precision, model_file=variant.file, seq2seq=seq2seq)
+        if causal is not None:
+            causal = replace(causal, decoder_file=variant.file)
+        return replace(
+            self, precision=precision, model_file=variant.file, seq2seq=seq2seq, causal=causal
+        )
 
     @property
     def served_files(self) -> list[str]:

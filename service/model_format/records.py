@@ -247,6 +247,17 @@ class SummaryPrompt:
     origin: str  # "chat_template" (rendered from tokenizer_config.json) or "default"
 
 
+@dataclass(frozen=True)
+class CausalVariant:
+    """One precision of the step graph (model.yaml `variants`), written only if it held its
+    floor."""
+
+    file: str
+    runs_on: list[str]  # the providers it is meant for, fastest first
+    parity: CausalParity
+    quantization: Quantization | None
+
+
 @dataclass(frozen=True, kw_only=True)
 class CausalManifest(ManifestHeader):
     """A text-generation (decoder-only) model's model.yaml."""
@@ -268,6 +279,8 @@ class CausalManifest(ManifestHeader):
     unfused_ops: dict[str, int]
     fully_fused: bool  # one Attention node per layer
     parity: CausalParity
+    # Every precision it runs in, fp32 (the file above) included; one left out says why.
+    variants: dict[str, CausalVariant]
     skipped_variants: dict[str, str]
     source: Source
     versions: dict[str, str]
