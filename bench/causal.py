@@ -41,6 +41,7 @@ from service.seq2seq.search import Greedy, SearchSettings
 from service.tasks.tokenizer import TextTokenizer
 
 CONCURRENT = 16
+PRECISIONS = ("fp32", "int8")
 STALL_RUNNING = 8
 STALL_PROMPT = 1000
 SHAPES: dict[str, tuple[str, Callable[[Path], Path]]] = {
@@ -85,20 +86,33 @@ def _model_figures(
         if export_main([str(source), "--task", "text-generation", "--out", str(root / key)]):
             raise RuntimeError(f"causal bench: export of the {name} failed")
         manifest = model_format.read(root / key)
-        spec = manifest.causal
-        assert spec is not None
-        tokenizer = TextTokenizer(root / key / manifest.tokenizer_file, spec.context_window)
+        assert manifest.causal is not None
+        tokenizer = TextTokenizer(
+            root / key / manifest.tokenizer_file, manifest.causal.context_window
+        )
         prompts = causal_models.prompts(CONCURRENT, seed=11)
         ids = [tokenizer.encode_whole(p) for p in prompts]
-        route = Route("fp32", ("cpu",), ())
-        graphs = CausalGraphs(f"bench-{key}", root / key, spec, route, threads)
-        attnserve = asyncio.run(_measure(key, graphs, spec, ids, new_tokens))
-        attnserve["prompt_tokens"] = [len(i) for i in ids]
-        del graphs
+        attnserve: dict[str, Any] = {}
+        for precision in PRECISIONS:
+            if precision not in manifest.variants:
+                attnserve[precision] = {"skipped": manifest.skipped_variants.get(precision)}
+                continue
+            spec = manifest.running(precision).causal
+            assert spec is not None
+            route = Route(precision, ("cpu",), ())
+            graphs = CausalGraphs(f"bench-{key}", root / key, spec, route, threads)
+            attnserve[precision] = asyncio.run(_measure(key, graphs, spec, ids, new_tokens))
+            del graphs
         log(f"causal {key}: CTranslate2 (side venv) and transformers generate()")
         ct2 = causal_peers.ctranslate2_generate(source, root, prompts, new_tokens, threads)
         generate = causal_peers.generate_baseline(source, prompts, new_tokens, threads)
-    return {"model": name, "attnserve": attnserve, "ctranslate2": ct2, "generate": generate}
+    return {
+        "model": name,
+        "prompt_tokens": [len(i) for i in ids],
+        "attnserve": attnserve,
+        "ctranslate2": ct2,
+        "generate": generate,
+    }
 
 
 def _settings(spec: CausalSpec, new_tokens: int, prompt: int) -> SearchSettings:

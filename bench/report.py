@@ -305,14 +305,16 @@ def _causal_lines(c: dict[str, Any] | None) -> list[str]:
         found: Any = m
         for key in path[:-1]:
             found = found.get(key) if isinstance(found, dict) else None
-        if not isinstance(found, dict):
+        if not isinstance(found, dict) or "skipped" in found:
             return None
         kind = path[-1]
         return found[f"{kind}_tokens_per_s"], found[f"{kind}_ttft_ms"]
 
     cases = [
-        ("attnserve fp32, one at a time", ("attnserve", "one_at_a_time")),
-        (f"attnserve fp32, {n} concurrent", ("attnserve", "concurrent_16")),
+        ("attnserve fp32, one at a time", ("attnserve", "fp32", "one_at_a_time")),
+        (f"attnserve fp32, {n} concurrent", ("attnserve", "fp32", "concurrent_16")),
+        ("attnserve int8, one at a time", ("attnserve", "int8", "one_at_a_time")),
+        (f"attnserve int8, {n} concurrent", ("attnserve", "int8", "concurrent_16")),
         ("CTranslate2 fp32, one at a time", ("ctranslate2", "fp32", "one_at_a_time")),
         (f"CTranslate2 fp32, the {n} as one batch", ("ctranslate2", "fp32", "batch")),
         ("CTranslate2 int8, one at a time", ("ctranslate2", "int8", "one_at_a_time")),
@@ -331,7 +333,7 @@ def _causal_lines(c: dict[str, Any] | None) -> list[str]:
             f"{a['stall_prefill_ms']:.0f} ms, longest gap {a['stall_max_gap_ms']:.0f} ms "
             f"against {a['stall_median_gap_ms']:.0f} ms"
             for k, m in models.items()
-            for a in [m["attnserve"]]
+            for a in [m["attnserve"]["fp32"]]
         )
         + ". Without chunking the whole prefill would be one gap.",
         "",

@@ -33,20 +33,12 @@ class CausalBatch(RowBatch):
         self._filled: dict[int, int] = {}  # prompt tokens in the cache, by job id
 
     def step(self, joining: list[Job], leaving: list[Job]) -> StepReport:
-        if leaving:
-            gone = {id(job) for job in leaving}
-            self._keep([job for job in self.jobs if id(job) not in gone])
+        self._leave(leaving)
         for job in joining:
             self._cache.add_rows(job.rows)
             self.jobs.append(job)
             self._filled[id(job)] = 0
-        report = StepReport(
-            rows=self.rows,
-            capacity=self._cache.capacity,
-            encoded=len(joining),
-            decoder_seconds=0.0,
-            copied={},
-        )
+        report = self._report(len(joining))
         started = time.perf_counter()
         if any(self._prompted(job) for job in self.jobs):
             self._decode(report)

@@ -65,6 +65,20 @@ class RowBatch:
     def step(self, joining: list[Job], leaving: list[Job]) -> StepReport:
         raise NotImplementedError
 
+    def _leave(self, leaving: list[Job]) -> None:
+        if leaving:
+            gone = {id(job) for job in leaving}
+            self._keep([job for job in self.jobs if id(job) not in gone])
+
+    def _report(self, joined: int) -> StepReport:
+        return StepReport(
+            rows=self.rows,
+            capacity=self._cache.capacity,
+            encoded=joined,
+            decoder_seconds=0.0,
+            copied={},
+        )
+
     def _apply(self, report: StepReport, results: dict[int, Advance]) -> None:
         """After a call: each job in `results` (by id) moves on (its token reported; finished,
         it leaves; beams take the rows they continue); the other jobs keep their rows."""
@@ -110,9 +124,7 @@ class DecoderBatch(RowBatch):
         self._graphs = graphs
 
     def step(self, joining: list[Job], leaving: list[Job]) -> StepReport:
-        if leaving:
-            gone = {id(job) for job in leaving}
-            self._keep([job for job in self.jobs if id(job) not in gone])
+        self._leave(leaving)
         if joining:
             encoded = self._graphs.encode([job.source for job in joining])
             # Beams share their request's encoder output: one copy per row.
@@ -120,13 +132,7 @@ class DecoderBatch(RowBatch):
             cross = [np.repeat(c, repeats, axis=0) for c in encoded.cross]
             self._cache.add(cross, np.repeat(encoded.mask, repeats, axis=0))
             self.jobs.extend(joining)
-        report = StepReport(
-            rows=self.rows,
-            capacity=self._cache.capacity,
-            encoded=len(joining),
-            decoder_seconds=0.0,
-            copied={},
-        )
+        report = self._report(len(joining))
         if not self.jobs:
             report.copied = self._take_copied()
             return report

@@ -39,6 +39,8 @@ from service.tasks.pipelines import GENERATE, Generated, GeneratedPiece, Generat
 from service.tasks.tokenizer import TextTokenizer
 
 MAX_BEAMS = 16
+MAX_NO_REPEAT_NGRAM = 64
+MAX_LENGTH_PENALTY = 100.0
 MAX_TEMPERATURE = 100.0
 MAX_STOPS, MAX_STOP_CHARS = 16, 256
 _REPLACEMENT = "\ufffd"  # what a partial UTF-8 sequence decodes to: wait for the rest
@@ -101,14 +103,24 @@ class TextGenerator:
         most_beams = min(MAX_BEAMS, self.batcher.max_rows)
         if not 1 <= beams <= most_beams:
             raise InvalidArgument(f"num_beams must be between 1 and {most_beams}; got {beams}")
+        penalty = length_penalty or d.length_penalty
+        if not math.isfinite(penalty) or abs(penalty) > MAX_LENGTH_PENALTY:
+            raise InvalidArgument(
+                f"length_penalty must be a number within ±{MAX_LENGTH_PENALTY:g}; got {penalty}"
+            )
+        ngram = no_repeat_ngram_size or d.no_repeat_ngram_size
+        if not 0 <= ngram <= MAX_NO_REPEAT_NGRAM:
+            raise InvalidArgument(
+                f"no_repeat_ngram_size must be at most {MAX_NO_REPEAT_NGRAM}; got {ngram}"
+            )
         return SearchSettings(
             decoder_start_token_id=d.decoder_start_token_id,
             eos_token_ids=tuple(d.eos_token_ids),
             max_new_tokens=max_new_tokens or min(d.max_new_tokens, room),
             num_beams=beams,
-            length_penalty=length_penalty or d.length_penalty,
+            length_penalty=penalty,
             early_stopping=d.early_stopping,
-            no_repeat_ngram_size=no_repeat_ngram_size or d.no_repeat_ngram_size,
+            no_repeat_ngram_size=ngram,
             min_length=d.min_length,
             forced_bos_token_id=d.forced_bos_token_id,
             forced_eos_token_id=d.forced_eos_token_id,

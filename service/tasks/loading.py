@@ -148,9 +148,6 @@ class Builders:
                 route,
                 settings.threads(),
             )
-        table = Pipelines()
-        summarizer = Seq2SeqSummarizer(model.name, tokenizer, spec, batcher, self._metrics)
-        table.add(SUMMARIZE, summarizer)
         generator = TextGenerator(
             model.name,
             tokenizer,
@@ -161,7 +158,9 @@ class Builders:
             max_new_limit=spec.max_decoder_length - 1,
             causal=False,
         )
+        table = Pipelines()
         table.add(GENERATE, generator)
+        table.add(SUMMARIZE, Seq2SeqSummarizer(generator, self._metrics))
         model.providers, model.sessions = graphs.providers, graphs.encoder.concurrency
         return table
 
