@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SMOLLM2_135M = {
+SMOLLM2_135M: dict[str, Any] = {
     "hidden_size": 576,
     "num_hidden_layers": 30,
     "num_attention_heads": 9,
@@ -36,7 +36,13 @@ SMOLLM2_135M = {
     "max_position_embeddings": 8192,
     "rms_norm_eps": 1e-5,
 }
-GPT2_SMALL = {"n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257, "n_positions": 1024}
+GPT2_SMALL: dict[str, Any] = {
+    "n_embd": 768,
+    "n_layer": 12,
+    "n_head": 12,
+    "vocab_size": 50257,
+    "n_positions": 1024,
+}
 # Llama-shaped: <unk> 0, <s> 1, </s> 2, <pad> 3 (Llama has no pad; batching needs one).
 LLAMA_SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 GPT2_EOS = "<|endoftext|>"  # GPT-2's bos, eos, unk and (by custom) pad
@@ -97,8 +103,8 @@ def prompts(count: int, seed: int) -> list[str]:
 
 
 def _corpus() -> list[str]:
-    """The BPE training corpus: Zipf-drawn text, then every lexicon word once (with and
-    without a leading space) so that rare words still get merges."""
+    """The BPE training corpus: Zipf-drawn text, then every lexicon word once, so that rare
+    words still get merges."""
     rng = random.Random(1)
     text = [_sentences(rng, 200) for _ in range(2000)]
     words = lexicon()
@@ -126,7 +132,9 @@ def _tokenizer(vocab_size: int, specials: list[str], tail: list[str], bos: str |
         raise RuntimeError(f"BPE reached {tok.get_vocab_size()} tokens, not {vocab_size}")
     if bos:
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+            single=f"{bos} $A",
+            pair=f"{bos} $A {bos} $B",
+            special_tokens=[(bos, tok.token_to_id(bos))],
         )
     else:
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
@@ -163,7 +171,9 @@ def gpt2_small(folder: Path) -> Path:
     ids = {"bos": eos, "eos": eos, "pad": eos}
     config = GPT2Config(**GPT2_SMALL, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
     model = _seeded(GPT2LMHeadModel, config, seed=1)
-    named: dict[str, Any] = dict.fromkeys(("bos_token", "eos_token", "unk_token", "pad_token"), GPT2_EOS)
+    named: dict[str, Any] = dict.fromkeys(
+        ("bos_token", "eos_token", "unk_token", "pad_token"), GPT2_EOS
+    )
     named["model_max_length"] = GPT2_SMALL["n_positions"]
     return _save(folder, model, tok, named, GenerationConfig, ids)
 
