@@ -138,9 +138,11 @@ async def _measure(
         f"bench-{key}", lambda: CausalBatch(graphs, PREFILL_TOKENS), 64, 256, metrics
     )
 
-    async def one(prompt: np.ndarray, started: float, new: int = new_tokens) -> list[float]:
-        """The times of this request's tokens, from `started`."""
-        times: list[float] = []
+    async def one(
+        prompt: np.ndarray, started: float, new: int = new_tokens, times: list[float] | None = None
+    ) -> list[float]:
+        """The times of this request's tokens, from `started` (into `times` as they come)."""
+        times = [] if times is None else times
         search = Greedy(_settings(spec, new, len(prompt)), [int(t) for t in prompt])
         made = await batcher.generate(
             prompt, search, on_token=lambda _: times.append(time.perf_counter() - started)
@@ -175,18 +177,25 @@ async def _measure(
 async def _stall(
     one: Callable[..., Any], prompts: list[np.ndarray], spec: CausalSpec
 ) -> dict[str, float]:
-    """Running sequences' token gaps before and while a long prompt is prefilled."""
+    """Running sequences' token gaps in steady decoding (all their prompts in), then while a
+    long prompt is prefilled."""
     long = np.resize(prompts[0], min(STALL_PROMPT, spec.context_window - 8))
     started = time.perf_counter()
-    running = [asyncio.ensure_future(one(p, started, 160)) for p in prompts[:STALL_RUNNING]]
-    await asyncio.sleep(1.5)  # let them reach steady decoding
+    times: list[list[float]] = [[] for _ in range(STALL_RUNNING)]
+    running = [
+        asyncio.ensure_future(one(p, started, 200, stamps))
+        for p, stamps in zip(prompts[:STALL_RUNNING], times, strict=True)
+    ]
+    while not all(len(stamps) >= 8 for stamps in times):  # every prompt in, a few steps on
+        await asyncio.sleep(0.05)
+    steady = max(stamps[0] for stamps in times)
     joined = time.perf_counter() - started
     first = (await one(long, started, 1))[0]
-    times = await asyncio.gather(*running)
+    await asyncio.gather(*running)
     before, during = [], []
     for stamps in times:
         for a, b in itertools.pairwise(stamps):
-            if b < joined:
+            if a >= steady and b < joined:
                 before.append(b - a)
             elif a >= joined and b <= first:
                 during.append(b - a)
@@ -195,4 +204,5 @@ async def _stall(
         "stall_prefill_ms": 1e3 * (first - joined),
         "stall_median_gap_ms": 1e3 * statistics.median(before),
         "stall_max_gap_ms": 1e3 * max(during, default=0.0),
+        "stall_median_gap_during_ms": 1e3 * statistics.median(during) if during else 0.0,
     }

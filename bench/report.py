@@ -325,17 +325,19 @@ def _causal_lines(c: dict[str, Any] | None) -> list[str]:
     lines += [row(label, [pick(m, *path) for m in models.values()]) for label, path in cases]
     lines += [
         "",
-        "Prefill stall: 8 sequences decoding, then one long prompt joins. The running "
-        "sequences' longest gap between two tokens while it is prefilled, against their "
-        "median gap before: "
+        "Prefill stall (fp32): 8 sequences decoding steadily, then one long prompt joins. "
+        "The running sequences' gaps between two tokens while it is prefilled (median and "
+        "longest), against their median gap before: "
         + "; ".join(
             f"{k}: a {a['stall_prompt_tokens']:.0f}-token prompt, prefilled in "
-            f"{a['stall_prefill_ms']:.0f} ms, longest gap {a['stall_max_gap_ms']:.0f} ms "
-            f"against {a['stall_median_gap_ms']:.0f} ms"
+            f"{a['stall_prefill_ms']:.0f} ms; gaps {a.get('stall_median_gap_during_ms', 0):.0f}"
+            f" ms median, {a['stall_max_gap_ms']:.0f} ms longest, against "
+            f"{a['stall_median_gap_ms']:.0f} ms"
             for k, m in models.items()
             for a in [m["attnserve"]["fp32"]]
         )
-        + ". Without chunking the whole prefill would be one gap.",
+        + ". Without chunking the whole prefill would be one gap. The longest gaps are the "
+        "calls where the cache grows (docs/generation.md).",
         "",
         "| model | goal | ratio | target | |",
         "|---|---|---:|---:|---|",
