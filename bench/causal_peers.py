@@ -19,13 +19,12 @@ time and as a batch, and the median time to first token (TTFT) one at a time and
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from bench import ctranslate2_peer
+from bench.seq2seq import generate_rates
 
 ROOT = Path(__file__).resolve().parent.parent
 # fp32 CTranslate2 against fp32 PyTorch: summation order only (a wrong RoPE base or a
@@ -136,57 +135,14 @@ def generate_baseline(
     source: Path, prompts: list[str], new_tokens: int, threads: int
 ) -> dict[str, float]:
     """transformers' generate() in PyTorch, greedy, exactly `new_tokens` per prompt: one
-    prompt at a time, and all as one left-padded batch."""
+    prompt at a time, and all as one left-padded batch (bench.seq2seq.generate_rates)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.generation.streamers import BaseStreamer
-
-    class FirstToken(BaseStreamer):
-        """The time of the first generated token: generate() puts the prompt's ids first,
-        then each step's tokens (every row of a batch at once)."""
-
-        def __init__(self) -> None:
-            self.puts = 0
-            self.at = 0.0
-
-        def put(self, value: Any) -> None:
-            self.puts += 1
-            if self.puts == 2:
-                self.at = time.perf_counter()
-
-        def end(self) -> None:
-            pass
 
     torch.set_num_threads(threads)
     model = AutoModelForCausalLM.from_pretrained(str(source)).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(source), padding_side="left")
-    eos = model.generation_config.eos_token_id
-    options = {"do_sample": False, "num_beams": 1, "max_new_tokens": new_tokens,
-               "min_new_tokens": new_tokens}  # fmt: skip
-
-    def run(batch: list[str]) -> tuple[float, float]:
-        """Seconds for the batch, and to its first token."""
-        inputs = tokenizer(batch, return_tensors="pt", padding=True)
-        streamer = FirstToken()
-        started = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(**inputs, **options, streamer=streamer)
-        seconds = time.perf_counter() - started
-        made = out[:, inputs["input_ids"].shape[1] :]  # after the (left-padded) prompts
-        if made.shape[1] != new_tokens or bool(torch.isin(made, torch.tensor(eos)).any()):
-            raise RuntimeError(f"generate() made {made.shape[1]} tokens, not {new_tokens}")
-        return seconds, streamer.at - started
-
-    for prompt in prompts[:2]:  # warm-up, as bench/seq2seq.py's
-        run([prompt])
-    run(prompts)
-    alone = [run([prompt]) for prompt in prompts]
-    together, first = run(prompts)
-    tokens = new_tokens * len(prompts)
-    return {
-        "one_at_a_time_tokens_per_s": tokens / sum(s for s, _ in alone),
-        "batch_tokens_per_s": tokens / together,
-        "one_at_a_time_ttft_ms": 1e3 * statistics.median(t for _, t in alone),
-        # A padded batch: every prompt's first token comes at the same step.
-        "batch_ttft_ms": 1e3 * first,
-    }
+    # The output holds the (left-padded) prompts first.
+    return generate_rates(
+        model, tokenizer, prompts, new_tokens, lambda inputs: inputs["input_ids"].shape[1]
+    )

@@ -165,15 +165,33 @@ def _median_ms(seconds: list[float]) -> float:
 def _generate_rates(
     source: Path, texts: list[str], new_tokens: int, threads: int
 ) -> dict[str, float]:
-    """transformers' generate() in PyTorch, greedy, exactly `new_tokens` per request: one
-    request at a time, and the 16 as one padded batch."""
+    """transformers' generate() on the seq2seq source (its output starts with the decoder
+    start token)."""
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    torch.set_num_threads(threads)
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(source)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    return generate_rates(model, tokenizer, texts, new_tokens, lambda inputs: 1)
+
+
+def generate_rates(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    new_tokens: int,
+    skipped: Callable[[Any], int],
+) -> dict[str, float]:
+    """transformers' generate() in PyTorch, greedy, exactly `new_tokens` per request: one
+    request at a time, and all as one padded batch; `skipped(inputs)` is how many leading
+    ids of its output are not generated (a seq2seq start token, a causal LM's prompt)."""
+    import torch
     from transformers.generation.streamers import BaseStreamer
 
     class FirstToken(BaseStreamer):
-        """The time of the first generated token: generate() puts the decoder's start
-        ids first, then each step's tokens (every row of a batch at once)."""
+        """The time of the first generated token: generate() puts the prompt's (or the
+        decoder start's) ids first, then each step's tokens (every row of a batch at once)."""
 
         def __init__(self) -> None:
             self.puts = 0
@@ -187,9 +205,6 @@ def _generate_rates(
         def end(self) -> None:
             pass
 
-    torch.set_num_threads(threads)
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(source)).eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
     eos = model.generation_config.eos_token_id
     options = {"do_sample": False, "num_beams": 1, "max_new_tokens": new_tokens,
                "min_new_tokens": new_tokens}  # fmt: skip
@@ -202,7 +217,7 @@ def _generate_rates(
         with torch.inference_mode():
             out = model.generate(**inputs, **options, streamer=streamer)
         seconds = time.perf_counter() - started
-        made = out[:, 1:]  # after the decoder start token
+        made = out[:, skipped(inputs) :]
         if made.shape[1] != new_tokens or bool(torch.isin(made, torch.tensor(eos)).any()):
             raise RuntimeError(f"generate() made {made.shape[1]} tokens, not {new_tokens}")
         return seconds, streamer.at - started

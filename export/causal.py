@@ -69,10 +69,7 @@ class Causal:
 def check_supported(source: SourceFolder) -> str:
     family = FAMILIES.get(source.model_type)
     architectures = source.config.get("architectures") or ["?"]
-    if family is None or (
-        not str(architectures[0]).endswith("ForCausalLM")
-        and not str(architectures[0]).endswith("LMHeadModel")
-    ):
+    if family is None or not str(architectures[0]).endswith(("ForCausalLM", "LMHeadModel")):
         supported = ", ".join(sorted(FAMILIES))
         raise ExportError(
             f"architecture {architectures[0]} (model_type {source.model_type!r}) is not "

@@ -19,7 +19,7 @@ from transformers import GenerationConfig
 
 from export.causal import Causal
 from export.parity import SENTENCES
-from export.seq2seq_parity import _lengths, _min_cosine
+from export.seq2seq_parity import eos_lengths, min_cosine_of
 from service.model_format import LOGITS, PAST, PRESENT, CausalParity, cache_names
 from service.runtime.engine import run_in_place
 
@@ -50,7 +50,7 @@ def check(
     generated = _generate(model, rows)
     eos = model.generation.eos_token_ids
     for prompt, logits, chosen, theirs in zip(rows, ours, tokens, generated, strict=True):
-        length = _lengths(np.array([chosen]), eos)[0]
+        length = eos_lengths(np.array([chosen]), eos)[0]
         full = [*prompt, *chosen[: length - 1]]
         with torch.inference_mode():
             reference = model.model(input_ids=torch.tensor([full])).logits[0].numpy()
@@ -59,7 +59,7 @@ def check(
         mine = np.stack([logits[p] for p in positions])
         wanted = reference[positions]
         diffs.append(float(np.abs(mine - wanted).max()))
-        cosines.append(_min_cosine(mine, wanted))
+        cosines.append(min_cosine_of(mine, wanted))
         identical += list(chosen[:length]) == theirs
     diff = max(diffs)
     if min_cosine is None:
@@ -135,7 +135,7 @@ def _generate(model: Causal, rows: list[list[int]]) -> list[list[int]]:
                     input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt))
                 )
             generated = output[0, len(prompt) :].numpy()
-            length = _lengths(generated[None, :], plain.eos_token_id)[0]
+            length = eos_lengths(generated[None, :], plain.eos_token_id)[0]
             found.append([int(t) for t in generated[:length]])
     finally:
         model.model.generation_config = own

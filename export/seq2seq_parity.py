@@ -67,7 +67,7 @@ def check(
         ).last_hidden_state.numpy()
     real = mask.astype(bool)
     encoder_diff = float(np.abs(encoded[LAST_HIDDEN_STATE] - reference_hidden)[real].max())
-    encoder_cosine = _min_cosine(encoded[LAST_HIDDEN_STATE][real], reference_hidden[real])
+    encoder_cosine = min_cosine_of(encoded[LAST_HIDDEN_STATE][real], reference_hidden[real])
 
     tokens, logits = _greedy(model, decoder_session, encoded, mask)
     start = model.generation.decoder_start_token_id
@@ -78,13 +78,13 @@ def check(
             attention_mask=torch.from_numpy(mask),
             decoder_input_ids=torch.from_numpy(decoder_ids),
         ).logits.numpy()
-    lengths = _lengths(tokens, model.generation.eos_token_ids)
+    lengths = eos_lengths(tokens, model.generation.eos_token_ids)
     decoder_diff = max(
         float(np.abs(logits[row, :length] - reference_logits[row, :length]).max())
         for row, length in enumerate(lengths)
     )
     decoder_cosine = min(
-        _min_cosine(logits[row, :length], reference_logits[row, :length])
+        min_cosine_of(logits[row, :length], reference_logits[row, :length])
         for row, length in enumerate(lengths)
     )
     generated = _generate(model, ids, mask)
@@ -110,7 +110,7 @@ def check(
     )
 
 
-def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+def min_cosine_of(a: np.ndarray, b: np.ndarray) -> float:
     """The lowest cosine between matching rows of two [rows, width] arrays."""
     dot = (a * b).sum(axis=-1)
     norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
@@ -166,7 +166,7 @@ def _greedy(
     return np.stack(tokens, axis=1), np.stack(logits, axis=1)
 
 
-def _lengths(tokens: np.ndarray, eos: list[int]) -> list[int]:
+def eos_lengths(tokens: np.ndarray, eos: list[int]) -> list[int]:
     """Tokens per row up to and including the first end-of-sequence token."""
     lengths = []
     for row in tokens:
@@ -197,5 +197,5 @@ def _generate(model: Seq2Seq, ids: np.ndarray, mask: np.ndarray) -> list[list[in
     generated = output[:, 1:].numpy()
     return [
         list(row[:length])
-        for row, length in zip(generated, _lengths(generated, plain.eos_token_id), strict=True)
+        for row, length in zip(generated, eos_lengths(generated, plain.eos_token_id), strict=True)
     ]

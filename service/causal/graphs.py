@@ -14,14 +14,14 @@ from service.model_format import LOGITS, PAST, PRESENT, CausalSpec, cache_names,
 from service.runtime.engine import Engine
 from service.runtime.precision import Route
 from service.seq2seq.cache import BatchCache
-from service.seq2seq.graphs import GraphMismatch
+from service.seq2seq.graphs import GraphMismatch, one_session
 
 
 class CausalGraphs:
     def __init__(self, name: str, folder: Path, spec: CausalSpec, route: Route, threads: int):
         self.spec = spec
-        # One session: the loop runs one call at a time.
-        self.decoder = Engine(f"{name}.decoder", folder / spec.decoder_file, route, threads, _one)
+        path = folder / spec.decoder_file
+        self.decoder = Engine(f"{name}.decoder", path, route, threads, one_session)
         self._past = cache_names(PAST, spec.num_layers)
         self._present = cache_names(PRESENT, spec.num_layers)
         expected = set(causal_inputs(spec.num_layers))
@@ -55,7 +55,3 @@ class CausalGraphs:
     def new_cache(self) -> BatchCache:
         spec = self.spec
         return BatchCache(spec.num_layers, spec.num_kv_heads, spec.head_dim, cross=False)
-
-
-def _one(provider: str) -> int:
-    return 1

@@ -26,8 +26,8 @@ from service.seq2seq.cache import BatchCache
 from service.seq2seq.spec import Seq2SeqSpec
 
 
-def _one(provider: str) -> int:
-    # One session per graph: the decoder loop runs one step at a time.
+def one_session(provider: str) -> int:
+    # One session per graph: a generation loop runs one step at a time.
     return 1
 
 
@@ -53,8 +53,12 @@ class Seq2SeqGraphs:
         threads: int,
     ) -> None:
         self.spec = spec
-        self.encoder = Engine(f"{name}.encoder", folder / spec.encoder_file, route, threads, _one)
-        self.decoder = Engine(f"{name}.decoder", folder / spec.decoder_file, route, threads, _one)
+        self.encoder = Engine(
+            f"{name}.encoder", folder / spec.encoder_file, route, threads, one_session
+        )
+        self.decoder = Engine(
+            f"{name}.decoder", folder / spec.decoder_file, route, threads, one_session
+        )
         self._cross = cache_names(CROSS, spec.num_layers)
         self._past = cache_names(PAST, spec.num_layers)
         self._present = cache_names(PRESENT, spec.num_layers)

@@ -8,6 +8,7 @@ longest row, and every truncation is reported to the caller.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,6 @@ class TextTokenizer:
         self._tok = Tokenizer.from_file(str(path))
         self._tok.no_padding()
         self._tok.enable_truncation(max_length)
-        self._whole = Tokenizer.from_file(str(path))  # for prompts, refused when too long
-        self._whole.no_padding()
-        self._whole.no_truncation()
 
     @property
     def vocab_size(self) -> int:
@@ -53,6 +51,15 @@ class TextTokenizer:
         tokens added as the tokenizer's own configuration adds them, or none."""
         encoding = self._whole.encode(text, add_special_tokens=special_tokens)
         return np.asarray(encoding.ids, dtype=np.int64)
+
+    @cached_property
+    def _whole(self) -> Tokenizer:
+        """The same tokenizer without truncation, made on first use: only generating models
+        tokenize prompts (refused whole when too long, never cut)."""
+        whole = Tokenizer.from_str(self._tok.to_str())
+        whole.no_padding()
+        whole.no_truncation()
+        return whole
 
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids, special tokens (end of sequence, padding) left out."""
