@@ -16,7 +16,10 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root.mkdir()
     link_model(src, root / "minilm")
     link_model(src, root / "embedder", tasks=["embed"])
-    link_model(src, root / "broken", files={"model": "missing.onnx", "tokenizer": "tokenizer.json"})
+    # No variants: on a CPU with bf16 units the bf16 variant (the fp32 file, compiled by
+    # OpenVINO) would load from model.onnx and leave the model unbroken.
+    files = {"model": "missing.onnx", "tokenizer": "tokenizer.json"}
+    link_model(src, root / "broken", files=files, variants=None)
     return root
 
 
