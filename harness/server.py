@@ -61,8 +61,12 @@ class ServerProcess:
         """`intra_op_threads` None leaves the server's own default (one per core)."""
         self.grpc_port = free_port()
         self.metrics_port = free_port()
+        self.http_port = free_port()
         self.target = f"127.0.0.1:{self.grpc_port}"
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        # https:// when the flags serve TLS (HTTP shares gRPC's certificate).
+        scheme = "https" if "--tls-cert" in flags else "http"
+        self.http_url = f"{scheme}://127.0.0.1:{self.http_port}"
         self.log_path = log_path or models.parent / f"server-{self.grpc_port}.log"
         self._log = self.log_path.open("w")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNSERVE_")}
@@ -73,6 +77,7 @@ class ServerProcess:
                 "--models", str(models),
                 "--grpc-host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
                 "--metrics-host", "127.0.0.1", "--metrics-port", str(self.metrics_port),
+                "--http-host", "127.0.0.1", "--http-port", str(self.http_port),
                 *threads,
                 *flags,
             ],

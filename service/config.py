@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     default_model: str = Field("minilm", description="model used when a request names none")
     grpc_host: str = Field("0.0.0.0", description="interface the gRPC server binds")
     grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port (0: pick a free one)")
+    http_host: str = Field("0.0.0.0", description="interface the HTTP server binds")
+    http_port: int = Field(
+        8000,
+        ge=-1,
+        le=65535,
+        description="HTTP port: OpenAI embeddings, KServe V2 REST, JSON task routes (0: pick "
+        "a free one; -1: no HTTP)",
+    )
     metrics_host: str = Field("0.0.0.0", description="interface the metrics endpoint binds")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics port")
     providers: Annotated[list[str], NoDecode] = Field(
@@ -121,7 +129,9 @@ class Settings(BaseSettings):
         "with UNAVAILABLE this long before closing the port",
     )
     max_message_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024, description="largest gRPC message accepted or sent"
+        64 * 1024 * 1024,
+        ge=1024,
+        description="largest gRPC message (or HTTP request body) accepted or sent",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     tls_cert: Path | None = Field(None, description="PEM server certificate: serve TLS")
@@ -203,6 +213,10 @@ class Settings(BaseSettings):
         return grpc.ssl_server_credentials(
             [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
         )
+
+    @property
+    def serves_http(self) -> bool:
+        return self.http_port != -1
 
     def batch_tokens_for(self, provider: str) -> int:
         """The token budget for a model running on `provider` (a PROVIDER_NAMES entry)."""

@@ -30,24 +30,28 @@ DROP_REASONS = (DEADLINE, CANCELLED)
 # Why a seq2seq decoder batch moved key/value cache bytes (service/seq2seq/cache.py).
 CACHE_COPY_REASONS = ("join", "grow", "reorder")
 _RATIO_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+# The wire a request came on (the protocol label of the per-request metrics).
+GRPC, HTTP = "grpc", "http"
 
 
 class Metrics:
     """The server's metrics in a registry of their own (one per server instance)."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocols: Iterable[str] = (GRPC,)) -> None:
+        self.protocols = tuple(protocols)  # the ones this server listens on
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
             "attnserve_requests_total",
-            "Requests finished, by model, task and gRPC status code.",
-            ["model", "task", "code"],
+            "Requests finished, by model, task, gRPC status code (HTTP requests too: the "
+            "code their status maps from) and protocol (grpc, http).",
+            ["model", "task", "code", "protocol"],
             registry=r,
         )
         self.request_duration = Histogram(
             "attnserve_request_duration_seconds",
             "Time from receiving a request to answering it.",
-            ["model", "task"],
+            ["model", "task", "protocol"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -101,7 +105,7 @@ class Metrics:
         self.inflight = Gauge(
             "attnserve_inflight_requests",
             "Requests being served right now.",
-            ["model", "task"],
+            ["model", "task", "protocol"],
             registry=r,
         )
         self.input_tokens = Counter(
@@ -178,9 +182,10 @@ class Metrics:
         request ends, so requests_total starts with code OK alone.
         """
         for task in tasks:
-            self.requests.labels(model, task, "OK")
-            self.request_duration.labels(model, task)
-            self.inflight.labels(model, task)
+            for protocol in self.protocols:
+                self.requests.labels(model, task, "OK", protocol)
+                self.request_duration.labels(model, task, protocol)
+                self.inflight.labels(model, task, protocol)
             self.input_tokens.labels(model, task)
             self.truncated_rows.labels(model, task)
         for reason in DROP_REASONS:

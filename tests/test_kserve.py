@@ -103,14 +103,15 @@ def test_server_metadata(client: triton.InferenceServerClient) -> None:
             [("last_hidden_state", "FP32", [-1, -1, 384])],
         ),
         # EXPLANATION: given when a request's parameter explain is true (test_explain.py).
-        ("minilm.embed", [("TEXT", "BYTES", [-1])],
+        # Text inputs: [N, 1], Triton's batched string (dims [1]); [N] is accepted too.
+        ("minilm.embed", [("TEXT", "BYTES", [-1, 1])],
          [("EMBEDDING", "FP32", [-1, 384]), ("EXPLANATION", "BYTES", [-1])]),
         (
             "minilm.answer",
-            [("QUESTION", "BYTES", [-1]), ("CONTEXT", "BYTES", [-1])],
+            [("QUESTION", "BYTES", [-1, 1]), ("CONTEXT", "BYTES", [-1, 1])],
             [("ANSWER", "BYTES", [-1]), ("SCORE", "FP32", [-1]), ("EXPLANATION", "BYTES", [-1])],
         ),
-        ("minilm.summarize", [("TEXT", "BYTES", [-1])],
+        ("minilm.summarize", [("TEXT", "BYTES", [-1, 1])],
          [("SUMMARY", "BYTES", [-1]), ("EXPLANATION", "BYTES", [-1])]),
     ],
 )  # fmt: skip
@@ -141,7 +142,7 @@ def test_model_config(client: triton.InferenceServerClient) -> None:
         ("last_hidden_state", 11, [-1, 384])  # TYPE_FP32
     ]
     embed = client.get_model_config("minilm.embed", as_json=True)["config"]
-    assert embed["input"] == [{"name": "TEXT", "data_type": "TYPE_STRING"}]
+    assert embed["input"] == [{"name": "TEXT", "data_type": "TYPE_STRING", "dims": ["1"]}]
     assert embed["output"] == [
         {"name": "EMBEDDING", "data_type": "TYPE_FP32", "dims": ["384"]},
         {"name": "EXPLANATION", "data_type": "TYPE_STRING"},  # when a request asks to explain

@@ -51,12 +51,17 @@ def test_contract_metrics_exist_with_labels(scraped: str) -> None:
     }
     key = (
         "attnserve_requests_total",
-        (("code", "OK"), ("model", "minilm"), ("task", "embed")),
+        (("code", "OK"), ("model", "minilm"), ("protocol", "grpc"), ("task", "embed")),
     )
     assert samples[key] >= 1
     bad = (
         "attnserve_requests_total",
-        (("code", "INVALID_ARGUMENT"), ("model", "minilm"), ("task", "embed")),
+        (
+            ("code", "INVALID_ARGUMENT"),
+            ("model", "minilm"),
+            ("protocol", "grpc"),
+            ("task", "embed"),
+        ),
     )
     assert samples[bad] >= 1
     assert samples[("attnserve_model_ready", (("model", "minilm"),))] == 1

@@ -272,7 +272,7 @@ def test_auto_runs_what_this_machine_supports(tmp_path: Path) -> None:
 def serve_refused(*flags: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "service", "serve", "--grpc-port", "0", "--metrics-port", "0",
-         *flags],
+         "--http-port", "0", *flags],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr

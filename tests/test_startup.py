@@ -47,6 +47,7 @@ def local_flags(repository: Path, grpc_port: int, metrics_port: int) -> list[str
         "--models", str(repository),
         "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
         "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port),
+        "--http-host", "127.0.0.1", "--http-port", "0",
     ]  # fmt: skip
 
 

@@ -1,8 +1,10 @@
 """What every RPC of every API does around its work: admission, deadline, metrics, errors.
 
 One place maps ServiceError to its status code and records requests_total,
-request_duration and inflight, so attnserve.v1 and KServe V2 count and fail alike; the
-read-only RPCs (`read`) fail alike too, without being counted.
+request_duration and inflight, so attnserve.v1 and KServe V2 count and fail alike, over gRPC
+and over HTTP (whose routes call the same servicers with service.http's stand-in for the
+gRPC context, and map the status code to theirs); the read-only RPCs (`read`) fail alike
+too, without being counted.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any, TypeVar
 import grpc
 
 from service.errors import ServiceError, Unavailable
-from service.metrics import Metrics
+from service.http.context import HttpContext
+from service.metrics import GRPC, HTTP, Metrics
 from service.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -35,9 +38,10 @@ class CallRunner:
         self.active = 0  # requests admitted and not yet answered
         self._idle = asyncio.Event()
         self._idle.set()
-        # (model, task) -> its inflight gauge, duration histogram and OK counter, looked up
-        # once: labels() per request was a measurable share of the loop's CPU per request.
-        self._series: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        # (model, task, protocol) -> its inflight gauge, duration histogram and OK counter,
+        # looked up once: labels() per request was a measurable share of the loop's CPU per
+        # request.
+        self._series: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until every admitted request is answered; False if `timeout` passed first."""
@@ -94,7 +98,8 @@ class CallRunner:
     ) -> AsyncIterator[float | None]:
         """One request's admission, deadline, metrics and error mapping, around its work."""
         started = time.perf_counter()
-        inflight, duration, ok = self._series_of(model, task)
+        protocol = HTTP if isinstance(context, HttpContext) else GRPC
+        inflight, duration, ok = self._series_of(model, task, protocol)
         inflight.inc()
         code = grpc.StatusCode.OK
         admitted = not self.draining
@@ -127,20 +132,22 @@ class CallRunner:
             if code == grpc.StatusCode.OK:
                 ok.inc()
             else:
-                self.metrics.requests.labels(model, task, code.name).inc()
+                self.metrics.requests.labels(model, task, code.name, protocol).inc()
             duration.observe(time.perf_counter() - started)
 
-    def _series_of(self, model: str, task: str) -> tuple[Any, Any, Any]:
-        # Both labels are bounded (model_label's names, the task names): so is this cache.
-        series = self._series.get((model, task))
+    def _series_of(self, model: str, task: str, protocol: str) -> tuple[Any, Any, Any]:
+        # Every label is bounded (model_label's names, the task names, two protocols): so is
+        # this cache.
+        key = (model, task, protocol)
+        series = self._series.get(key)
         if series is None:
             m = self.metrics
             series = (
-                m.inflight.labels(model, task),
-                m.request_duration.labels(model, task),
-                m.requests.labels(model, task, grpc.StatusCode.OK.name),
+                m.inflight.labels(*key),
+                m.request_duration.labels(*key),
+                m.requests.labels(model, task, grpc.StatusCode.OK.name, protocol),
             )
-            self._series[(model, task)] = series
+            self._series[key] = series
         return series
 
 

@@ -92,7 +92,7 @@ class View(Protocol):
 
 class _Embed:
     def inputs(self, model: Model) -> list[TensorSpec]:
-        return [TensorSpec("TEXT", BYTES, (-1,))]
+        return [TensorSpec.text("TEXT")]
 
     def outputs(self, model: Model) -> list[TensorSpec]:
         return [TensorSpec("EMBEDDING", "FP32", (-1, model.card.dimensions)), *_explained(model)]
@@ -110,7 +110,7 @@ class _Embed:
 
 class _Answer:
     def inputs(self, model: Model) -> list[TensorSpec]:
-        return [TensorSpec("QUESTION", BYTES, (-1,)), TensorSpec("CONTEXT", BYTES, (-1,))]
+        return [TensorSpec.text("QUESTION"), TensorSpec.text("CONTEXT")]
 
     def outputs(self, model: Model) -> list[TensorSpec]:
         return [
@@ -151,7 +151,7 @@ class _Answer:
 
 class _Summarize:
     def inputs(self, model: Model) -> list[TensorSpec]:
-        return [TensorSpec("TEXT", BYTES, (-1,))]
+        return [TensorSpec.text("TEXT")]
 
     def outputs(self, model: Model) -> list[TensorSpec]:
         return [TensorSpec("SUMMARY", BYTES, (-1,)), *_explained(model)]
@@ -179,7 +179,7 @@ class _Generate:
     GenerateRequest's fields."""
 
     def inputs(self, model: Model) -> list[TensorSpec]:
-        return [TensorSpec("PROMPT", BYTES, (-1,))]
+        return [TensorSpec.text("PROMPT")]
 
     def outputs(self, model: Model) -> list[TensorSpec]:
         return [TensorSpec("TEXT", BYTES, (-1,)), TensorSpec("FINISH_REASON", BYTES, (-1,))]

@@ -4,6 +4,9 @@ Inputs arrive either as typed ``contents`` or as ``raw_input_contents`` (little-
 row-major; a BYTES element is a 4-byte little-endian length and then its bytes). Outputs
 always leave as ``raw_output_contents``, which is what tritonclient reads fastest.
 Every check here names the input it is about, so the client knows what to fix.
+
+Text inputs are declared [-1, 1], Triton's convention for a batched string (ModelConfig
+dims [1]), which perf_analyzer and Triton's clients build requests from; [N] is accepted too.
 """
 
 from __future__ import annotations
@@ -61,6 +64,14 @@ class TensorSpec:
     datatype: str
     shape: tuple[int, ...]
     optional: bool = False
+
+    @classmethod
+    def text(cls, name: str) -> TensorSpec:
+        """A batch of texts, one per row: [N, 1], or [N] (read_inputs takes both)."""
+        return cls(name, BYTES, TEXT_SHAPE)
+
+
+TEXT_SHAPE = (-1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +144,16 @@ def write_outputs(response: pb.ModelInferResponse, tensors: Sequence[Tensor]) ->
         out = response.outputs.add(name=tensor.name, datatype=tensor.datatype)
         out.shape.extend(tensor.shape)
         if tensor.datatype == BYTES:
-            raw = b"".join(_LENGTH.pack(len(item)) + item for item in tensor.elements())
+            raw = pack_bytes(tensor.elements())
         else:
             dtype = NUMPY_TYPES[tensor.datatype]
             raw = np.ascontiguousarray(tensor.values(), dtype=dtype).tobytes()
         response.raw_output_contents.append(raw)
+
+
+def pack_bytes(items: Sequence[bytes]) -> bytes:
+    """BYTES elements on the wire: each a 4-byte little-endian length, then its bytes."""
+    return b"".join(_LENGTH.pack(len(item)) + item for item in items)
 
 
 def texts(tensor: Tensor) -> list[str]:
@@ -196,6 +212,8 @@ def _names(specs: Sequence[TensorSpec]) -> str:
 
 
 def _check_shape(spec: TensorSpec, shape: tuple[int, ...]) -> None:
+    if spec.shape == TEXT_SHAPE and len(shape) == 1:
+        shape = (*shape, 1)  # [N] texts: as [N, 1]
     fits = len(shape) == len(spec.shape) and all(
         got >= 0 and want in (-1, got) for got, want in zip(shape, spec.shape, strict=True)
     )
@@ -220,7 +238,7 @@ def _decode(
     if raw is None and not len(typed) and count:
         raise InvalidArgument(f"input {spec.name!r} has no data")
     if spec.datatype == BYTES:
-        items = _split_bytes(raw, spec.name, count) if raw is not None else list(typed)
+        items = split_bytes(raw, spec.name, count) if raw is not None else list(typed)
         if len(items) != count:
             raise InvalidArgument(
                 f"input {spec.name!r} has {len(items)} elements; shape {list(shape)} needs {count}"
@@ -243,7 +261,8 @@ def _decode(
     return Tensor(spec.name, spec.datatype, shape, array=array.reshape(shape))
 
 
-def _split_bytes(raw: bytes, name: str, count: int) -> list[bytes]:
+def split_bytes(raw: bytes, name: str, count: int) -> list[bytes]:
+    """BYTES elements from the wire (pack_bytes'), at most `count` + 1 of them."""
     items: list[bytes] = []
     offset = 0
     while offset < len(raw):

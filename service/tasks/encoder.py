@@ -42,7 +42,8 @@ class SentenceEncoder:
         truncated = [i for i, e in enumerate(encoded) if e.truncated]
         outputs = await self.scheduler.submit([e.ids for e in encoded], deadline=deadline)
         # Counted once computed: refused or dropped requests are not input the model saw.
-        self._input_tokens(task).inc(sum(len(e.ids) for e in encoded))
+        tokens = sum(len(e.ids) for e in encoded)
+        self._input_tokens(task).inc(tokens)
         if truncated:
             self._metrics.truncated_rows.labels(self.model, task).inc(len(truncated))
         pooled = np.stack([self._pool(states[0]) for states in outputs])
@@ -50,7 +51,7 @@ class SentenceEncoder:
         if normalize:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors /= np.maximum(norms, 1e-12)
-        return Vectors(vectors, truncated)
+        return Vectors(vectors, truncated, tokens)
 
     def _input_tokens(self, task: str) -> Any:
         # Looked up once per task, not per request (labels() takes a lock and a tuple).

@@ -35,6 +35,7 @@ class Task(Generic[P]):
 class Vectors:
     values: np.ndarray  # float32 [N, D]
     truncated: list[int]  # indices of texts cut to the model's window
+    tokens: int = 0  # tokens the model read, all texts together (OpenAI's usage)
 
 
 class Embedder(Protocol):
