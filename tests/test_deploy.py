@@ -30,6 +30,7 @@ from scripts.deploy_check.metrics import (
 from scripts.deploy_check.policies import check_policies
 from scripts.deploy_check.project import load_project
 from scripts.deploy_check.render import (
+    RENDERED,
     kustomize_command,
     load_crd_schemas,
     render,
@@ -220,6 +221,142 @@ def test_gpu_overlay_without_a_gpu_is_caught(
 
 
 # ------------------------------------------------------------------------------------------
+# The HTTP port: declared by the container, carried by every gRPC Service, admitted by every
+# NetworkPolicy rule that admits gRPC, in every overlay (and named in the KServe runtime)
+
+HTTP_PORT = Settings.model_fields["http_port"].default
+
+
+def _port(ports: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((p for p in ports if p.get("name") == name), None)
+
+
+@pytest.mark.parametrize("directory", RENDERED, ids=lambda d: d.name)
+def test_every_overlay_declares_the_http_port(directory: Path) -> None:
+    docs, findings = render(directory)
+    assert not findings, findings
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            containers = doc["spec"]["template"]["spec"]["containers"]
+        elif doc["kind"] == "ServingRuntime":
+            containers = doc["spec"]["containers"]
+        else:
+            continue
+        server = containers[0]
+        http = _port(server["ports"], "http")
+        assert http == {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}, server
+        grpc = _port(server["ports"], "grpc") or _port(server["ports"], "h2c")
+        assert grpc is not None and server["ports"][0] is grpc  # KServe: gRPC stays first
+    if not any(d["kind"] == "Deployment" for d in docs):
+        return
+    services = [d for d in docs if d["kind"] == "Service"]
+    assert len(services) == 2
+    for service in services:
+        http = _port(service["spec"]["ports"], "http")
+        assert http == {
+            "name": "http",
+            "port": HTTP_PORT,
+            "targetPort": "http",
+            "protocol": "TCP",
+            "appProtocol": "http",
+        }, service["metadata"]["name"]
+    (policy,) = (d for d in docs if d["kind"] == "NetworkPolicy")
+    for rule in policy["spec"]["ingress"]:
+        ports = {p["port"] for p in rule["ports"]}
+        if 50051 in ports:
+            assert HTTP_PORT in ports, rule
+
+
+def test_missing_http_port_is_caught(rendered: dict, project: Any, adapter_metrics: set) -> None:
+    for name in ("cpu", "gpu"):
+        docs = copy.deepcopy(rendered[name])
+        server = _server(docs)
+        server["ports"] = [p for p in server["ports"] if p["name"] != "http"]
+        findings = _policies(docs, project, adapter_metrics, name)
+        assert any(f.rule == "ports" and "HTTP containerPort None" in f.message for f in findings)
+
+
+def test_service_without_the_http_port_is_caught(
+    rendered: dict, project: Any, adapter_metrics: set
+) -> None:
+    docs = copy.deepcopy(rendered["cpu"])
+    headless, balanced = (d for d in docs if d["kind"] == "Service")
+    headless["spec"]["ports"] = [p for p in headless["spec"]["ports"] if p["name"] != "http"]
+    _port(balanced["spec"]["ports"], "http")["port"] = 8080
+    messages = [
+        f.message for f in _policies(docs, project, adapter_metrics) if f.rule == "services"
+    ]
+    assert messages == [
+        "has port grpc but no port http (8000)",
+        "port http is 8080 -> http, not 8000 -> http",
+    ]
+
+
+def test_network_policy_without_the_http_port_is_caught(
+    rendered: dict, project: Any, adapter_metrics: set
+) -> None:
+    docs = copy.deepcopy(rendered["cpu"])
+    rule = _obj(docs, "NetworkPolicy")["spec"]["ingress"][0]
+    rule["ports"] = [p for p in rule["ports"] if p["port"] != HTTP_PORT]
+    findings = [f for f in _policies(docs, project, adapter_metrics) if f.rule == "networkpolicy"]
+    assert [f.message for f in findings] == ["ingress[0] admits gRPC but not the HTTP port 8000"]
+    assert "deploy/k8s/base/networkpolicy.yaml" in str(findings[0])
+
+
+def test_http_port_setting_must_match_the_manifests(
+    rendered: dict, project: Any, adapter_metrics: set
+) -> None:
+    docs = copy.deepcopy(rendered["cpu"])
+    _server(docs)["env"].append({"name": "ATTNSERVE_HTTP_PORT", "value": "8001"})
+    assert {"ports", "services", "networkpolicy"} <= _rules(
+        _policies(docs, project, adapter_metrics)
+    )
+    for value, message in [("-1", "ATTNSERVE_HTTP_PORT is -1"), ("0", "no Service can target")]:
+        docs = copy.deepcopy(rendered["cpu"])
+        _server(docs)["env"].append({"name": "ATTNSERVE_HTTP_PORT", "value": value})
+        findings = _policies(docs, project, adapter_metrics)
+        assert [f.rule for f in findings] == ["ports"] and message in findings[0].message
+
+
+def _http_probes(server: dict[str, Any], scheme: str | None = None) -> None:
+    for name, path in [
+        ("startupProbe", "/v2/health/ready"),
+        ("readinessProbe", "/v2/health/ready"),
+        ("livenessProbe", "/v2/health/live"),
+    ]:
+        probe = server[name]
+        del probe["grpc"]
+        probe["httpGet"] = {"path": path, "port": "http", **({"scheme": scheme} if scheme else {})}
+
+
+def test_http_probes_are_an_alternative(
+    rendered: dict, project: Any, adapter_metrics: set, tmp_path: Path
+) -> None:
+    docs = copy.deepcopy(rendered["cpu"])
+    _http_probes(_server(docs))
+    assert _policies(docs, project, adapter_metrics) == []
+    assert validate_objects("cpu", docs, {}, load_crd_schemas()) == []
+    # readiness on the live route would send calls to a pod still loading
+    _server(docs)["readinessProbe"]["httpGet"]["path"] = "/v2/health/live"
+    _server(docs)["livenessProbe"]["httpGet"]["port"] = 9464
+    messages = [f.message for f in _policies(docs, project, adapter_metrics) if f.rule == "probes"]
+    assert len(messages) == 2
+    assert "readinessProbe reads /v2/health/live, want /v2/health/ready" in messages[0]
+    assert "livenessProbe is an httpGet on port 9464" in messages[1]
+    # TLS: HTTPS on the same port, and only then
+    for name in ("tls.crt", "tls.key"):
+        (tmp_path / name).write_text("PEM")
+    docs = copy.deepcopy(rendered["cpu"])
+    _http_probes(_server(docs), scheme="HTTPS")
+    assert "probes" in _rules(_policies(docs, project, adapter_metrics))
+    _server(docs)["env"] += [
+        {"name": "ATTNSERVE_TLS_CERT", "value": str(tmp_path / "tls.crt")},
+        {"name": "ATTNSERVE_TLS_KEY", "value": str(tmp_path / "tls.key")},
+    ]
+    assert _policies(docs, project, adapter_metrics) == []
+
+
+# ------------------------------------------------------------------------------------------
 # Schemas
 
 
@@ -313,6 +450,7 @@ def test_series_are_those_a_registry_exposes() -> None:
 def test_ports_and_drain_are_the_settings_defaults(project: Any) -> None:
     fields = Settings.model_fields
     assert project.grpc_port == fields["grpc_port"].default
+    assert project.http_port == fields["http_port"].default == 8000
     assert project.metrics_port == fields["metrics_port"].default
     assert project.grace_period_s == fields["grace_period_s"].default
 
@@ -410,6 +548,13 @@ def test_root_or_missing_user_is_caught(dockerfile_cpu: str, project: Any) -> No
     assert "non-root-user" in _rules(_docker(text, project))
     text = dockerfile_cpu.replace(server_stage, server_stage.replace("USER 10001:10001\n", ""))
     assert "non-root-user" in _rules(_docker(text, project))
+
+
+def test_dockerfile_must_expose_the_http_port(dockerfile_cpu: str, project: Any) -> None:
+    assert "EXPOSE 50051 8000 9464" in dockerfile_cpu
+    text = dockerfile_cpu.replace("EXPOSE 50051 8000 9464", "EXPOSE 50051 9464")
+    findings = [f for f in _docker(text, project) if f.rule == "expose"]
+    assert [f.message for f in findings] == ["the runtime stage does not EXPOSE 8000"]
 
 
 def test_gpu_dockerfile_must_install_the_gpu_extra(project: Any) -> None:

@@ -39,5 +39,6 @@ class Project:
     series: dict[str, str]  # every exported series name -> its metric family
     families: dict[str, str]  # family (as declared) -> type
     grpc_port: int
+    http_port: int  # -1: no HTTP
     metrics_port: int
     grace_period_s: float

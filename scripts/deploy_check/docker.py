@@ -161,8 +161,8 @@ def check_runtime(file: str, build: Build, project: Project, flavour: str) -> li
         for ins in build.instructions(runtime_chain, "EXPOSE")
         for p in ins.args.split()
     }
-    for port in (project.grpc_port, project.metrics_port):
-        if port not in exposed:
+    for port in (project.grpc_port, project.http_port, project.metrics_port):
+        if port > 0 and port not in exposed:
             findings.append(Finding(file, "expose", f"the runtime stage does not EXPOSE {port}"))
     exports = [
         ins for ins in build.instructions(build.stages, "RUN") if "attnserve export" in ins.args

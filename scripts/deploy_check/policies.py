@@ -96,6 +96,7 @@ def check_policies(
         index=index,
         pod_labels=[p.labels for p in pods if p.doc.get("kind") == "Deployment"],
         grpc_port=first.grpc_port if first is not None else project.grpc_port,
+        http_port=http_port(first.http_port if first is not None else project.http_port),
         metrics_port=first.metrics_port if first is not None else project.metrics_port,
     )
     return findings + check_wiring(scope, adapter_metrics)
@@ -188,6 +189,19 @@ def check_server_container(
     return findings, settings
 
 
+def http_port(setting: int) -> int | None:
+    """The HTTP port the objects must reach: None when HTTP is off (-1) or unknown (0)."""
+    return setting if setting > 0 else None
+
+
+# httpGet probes: the alternative to gRPC ones (both open without the bearer token)
+HTTP_PROBE_PATHS = {
+    "startupProbe": "/v2/health/ready",
+    "readinessProbe": "/v2/health/ready",
+    "livenessProbe": "/v2/health/live",
+}
+
+
 def check_ports(server: Server) -> list[Finding]:
     findings = []
     settings = server.settings
@@ -199,6 +213,28 @@ def check_ports(server: Server) -> list[Finding]:
                 "ports",
                 f"gRPC containerPort {grpc_port} is not the server's gRPC port "
                 f"{settings.grpc_port}",
+            )
+        )
+    if settings.http_port == 0:
+        findings.append(
+            server.finding(
+                "ports",
+                "ATTNSERVE_HTTP_PORT=0 picks a free port at start, which no Service can "
+                "target: set a number, or -1 for no HTTP",
+            )
+        )
+    elif not settings.serves_http and "http" in ports:
+        findings.append(
+            server.finding(
+                "ports", f"declares port http {ports['http']} but ATTNSERVE_HTTP_PORT is -1"
+            )
+        )
+    elif settings.serves_http and ports.get("http") != settings.http_port:
+        findings.append(
+            server.finding(
+                "ports",
+                f"HTTP containerPort {ports.get('http')} (port named http) is not the server's "
+                f"HTTP port {settings.http_port}",
             )
         )
     if "metrics" in ports and ports["metrics"] != settings.metrics_port:
@@ -222,8 +258,15 @@ def check_probes(server: Server) -> list[Finding]:
         probe = server.container.get(probe_name)
         if not probe:
             findings.append(server.finding("probes", f"no {probe_name}"))
+        elif "httpGet" in probe:
+            findings += check_http_probe(server, probe_name, probe["httpGet"])
         elif "grpc" not in probe:
-            findings.append(server.finding("probes", f"{probe_name} is not a native gRPC probe"))
+            findings.append(
+                server.finding(
+                    "probes",
+                    f"{probe_name} is not a native gRPC probe (nor an httpGet on the http port)",
+                )
+            )
         elif probe["grpc"].get("port") != grpc_port:
             findings.append(
                 server.finding(
@@ -240,6 +283,37 @@ def check_probes(server: Server) -> list[Finding]:
                     'server reports on service ""',
                 )
             )
+    return findings
+
+
+def check_http_probe(server: Server, probe_name: str, http_get: dict[str, Any]) -> list[Finding]:
+    """An httpGet probe: the HTTP port, the health route that probe needs, the scheme TLS sets."""
+    settings = server.settings
+    port, path = http_get.get("port"), http_get.get("path")
+    if not settings.serves_http or port not in {"http", settings.http_port}:
+        return [
+            server.finding(
+                "probes",
+                f"{probe_name} is an httpGet on port {port}, not the server's HTTP port "
+                f"{settings.http_port} (port http)",
+            )
+        ]
+    findings = []
+    if path != HTTP_PROBE_PATHS[probe_name]:
+        findings.append(
+            server.finding(
+                "probes", f"{probe_name} reads {path}, want {HTTP_PROBE_PATHS[probe_name]}"
+            )
+        )
+    scheme = "HTTPS" if settings.tls_cert is not None else "HTTP"
+    if http_get.get("scheme", "HTTP") != scheme:
+        findings.append(
+            server.finding(
+                "probes",
+                f"{probe_name} uses scheme {http_get.get('scheme', 'HTTP')}; the server speaks "
+                f"{scheme} (ATTNSERVE_TLS_CERT {'set' if scheme == 'HTTPS' else 'unset'})",
+            )
+        )
     return findings
 
 

@@ -17,6 +17,7 @@ def load_project() -> Project:
         series=series,
         families=families,
         grpc_port=int(settings_default("grpc_port")),
+        http_port=int(settings_default("http_port")),
         metrics_port=int(settings_default("metrics_port")),
         grace_period_s=float(settings_default("grace_period_s")),
     )

@@ -8,7 +8,14 @@ import yaml
 from .common import DEPLOY, ROOT, Finding, rel
 
 # What docs/deploy.md must explain for the manifests to be usable.
-GUIDE_TOPICS = ("dns:///", "round_robin", "headless", "init container", "no container engine")
+GUIDE_TOPICS = (
+    "dns:///",
+    "round_robin",
+    "headless",
+    "init container",
+    "no container engine",
+    "/v2/health/ready",  # the HTTP probes, the alternative to gRPC ones
+)
 
 
 def check_sources() -> list[Finding]:

@@ -1,5 +1,5 @@
 """What points at the server's pods: Services, HPA, PodDisruptionBudget, NetworkPolicy and
-ServiceMonitor must select those pods and reach their gRPC and metrics ports."""
+ServiceMonitor must select those pods and reach their gRPC, HTTP and metrics ports."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class Scope:
     pod_labels: list[dict[str, str]]  # the Deployments' pod template labels
     grpc_port: int
     metrics_port: int
+    http_port: int | None = None  # None: the server serves no HTTP (or no fixed port)
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [d for d in self.docs if d.get("kind") == kind]
@@ -56,6 +57,7 @@ def check_services(scope: Scope) -> list[Finding]:
         label = scope.label(service)
         if not scope.selects_pods(service["spec"].get("selector")):
             findings.append(Finding(label, "services", "selector matches no Deployment's pods"))
+        findings += check_service_http(scope, label, service)
         for port in service["spec"].get("ports", []):
             if port.get("name") == "grpc" and port.get("targetPort") not in {
                 "grpc",
@@ -77,6 +79,34 @@ def check_services(scope: Scope) -> list[Finding]:
                 "services",
                 "no headless Service (clusterIP: None) for client-side dns:/// round robin",
             )
+        )
+    return findings
+
+
+def check_service_http(scope: Scope, label: str, service: dict[str, Any]) -> list[Finding]:
+    """A Service that carries gRPC carries HTTP too: port http, the server's number."""
+    ports = {p.get("name"): p for p in service["spec"].get("ports", []) or []}
+    if scope.http_port is None or "grpc" not in ports:
+        return []
+    http = ports.get("http")
+    if http is None:
+        return [Finding(label, "services", f"has port grpc but no port http ({scope.http_port})")]
+    findings = []
+    if http.get("port") != scope.http_port or http.get("targetPort") not in {
+        "http",
+        scope.http_port,
+    }:
+        findings.append(
+            Finding(
+                label,
+                "services",
+                f"port http is {http.get('port')} -> {http.get('targetPort')}, not "
+                f"{scope.http_port} -> http",
+            )
+        )
+    if "appProtocol" in ports["grpc"] and http.get("appProtocol") not in {"http", "https"}:
+        findings.append(
+            Finding(label, "services", f"port http has appProtocol {http.get('appProtocol')}")
         )
     return findings
 
@@ -158,6 +188,24 @@ def check_network_policies(scope: Scope) -> list[Finding]:
                         label, "networkpolicy", f"ingress does not allow the {what} port {port}"
                     )
                 )
+        if scope.http_port is not None:
+            findings += check_policy_http(scope, label, policy)
+    return findings
+
+
+def check_policy_http(scope: Scope, label: str, policy: dict[str, Any]) -> list[Finding]:
+    """HTTP clients are gRPC's clients: every rule that admits gRPC admits HTTP."""
+    findings = []
+    for i, rule in enumerate(policy["spec"].get("ingress", []) or []):
+        ports = {p.get("port") for p in rule.get("ports", []) or []}
+        if ports & {scope.grpc_port, "grpc"} and not ports & {scope.http_port, "http"}:
+            findings.append(
+                Finding(
+                    label,
+                    "networkpolicy",
+                    f"ingress[{i}] admits gRPC but not the HTTP port {scope.http_port}",
+                )
+            )
     return findings
 
 
