@@ -161,6 +161,44 @@ def test_threads_a_session_starts_count_as_the_engines() -> None:
     assert cpu.seconds() > 0.01  # the calling thread's share (the pool thread is gone)
 
 
+def test_threads_every_session_shares_count_for_the_runs_they_serve() -> None:
+    """OpenVINO computes on one pool of threads for the process (oneTBB's workers), started
+    by the first session that needs them and used by every later one: their time goes to the
+    engine whose runs it falls in, not to the engine that happened to start them."""
+    import time
+
+    from service.runtime.engine_cpu import EngineCpu, SharedThreads
+
+    pool = SharedThreads(b"attn-test-pool")
+    go, stop = threading.Event(), threading.Event()
+
+    def worker() -> None:  # a pool thread: computes while a run wants it, else sleeps
+        while not stop.is_set():
+            if go.wait(0.01):
+                sum(range(1000))
+
+    def run_on_the_pool() -> None:  # the calling thread waits: the pool does the work
+        go.set()
+        time.sleep(0.3)
+        go.clear()
+
+    starter, user, other = EngineCpu(), EngineCpu(), EngineCpu()
+    before = Path("/proc/self/comm").read_text()
+    thread = starter.starting_threads(lambda: _started(threading.Thread(target=worker)), pool)
+    user.starting_threads(lambda: None, pool)  # starts no thread: computes on the starter's
+    assert pool.threads == 1  # the worker, not the thread that created the sessions
+    assert Path("/proc/self/comm").read_text() == before
+    started = starter.seconds()
+    user.running(run_on_the_pool)
+    other.running(lambda: time.sleep(0.1))  # no part in the pool: none of its time
+    counted = {"starter": starter.seconds() - started, "user": user.seconds()}
+    stop.set()
+    thread.join()
+    assert counted["starter"] < 0.05, counted
+    assert 0.1 <= counted["user"] <= 0.45, counted
+    assert other.seconds() < 0.05
+
+
 def _started(thread: threading.Thread) -> threading.Thread:
     thread.start()
     return thread

@@ -15,6 +15,7 @@ from typing import TypeAlias
 import numpy as np
 import onnxruntime as ort
 
+from service.runtime import openvino_session
 from service.runtime.engine_cpu import EngineCpu
 from service.runtime.machine import ORT_PROVIDERS, SHORT_NAMES, available_providers
 from service.runtime.openvino_session import OpenVINOSession, Tensor
@@ -81,8 +82,12 @@ class Engine:
         share = max(1, threads // count)
         self.cpu = EngineCpu()
 
+        # OpenVINO computes on one pool of threads for the whole process (oneTBB's), not on
+        # threads of its own per session: they are counted by run (engine_cpu.py).
+        shared = openvino_session.THREADS if wanted[0] == "openvino" else None
+
         def load(session_threads: int) -> Session:
-            return self.cpu.starting_threads(lambda: open_session(session_threads))
+            return self.cpu.starting_threads(lambda: open_session(session_threads), shared)
 
         def open_session(session_threads: int) -> Session:
             try:

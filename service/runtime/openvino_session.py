@@ -21,8 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from service.runtime.engine_cpu import SharedThreads
+
 NAME = "OpenVINO"  # what get_providers() reports, as onnxruntime names its providers
 HINTS = {"bf16": "bf16", "fp32": "f32"}
+# The threads OpenVINO computes on: oneTBB's workers, one pool for the whole process, started
+# by the first session that compiles with more than one thread and used by every later one
+# (engine_cpu.py counts their time by run). Sessions are created under this name.
+THREADS = SharedThreads(b"attn-openvino")
 
 
 class PrecisionNotCompiled(RuntimeError):
@@ -32,6 +38,7 @@ class PrecisionNotCompiled(RuntimeError):
 # OpenVINO's element types as onnxruntime names them (NodeArg.type), for the graphs served.
 ORT_TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "i64": "tensor(int64)",
              "i32": "tensor(int32)"}  # fmt: skip
+NUMPY_TYPES = {"f32": np.float32, "f16": np.float16, "i64": np.int64, "i32": np.int32}
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,20 @@ class OpenVINOSession:
         self._inputs = [Tensor.of(port) for port in compiled.inputs]
         self._outputs = [Tensor.of(port) for port in compiled.outputs]
         self._request = compiled.create_infer_request()
+        self._warm_up(compiled.inputs)
+
+    def _warm_up(self, ports: Any) -> None:
+        """One small run now, so that the threads the first run needs are started here,
+        under the name the session is created with (THREADS), not by whichever thread runs
+        it first. Ones (a valid token, attended, segment 1) and 8 for each dynamic dimension."""
+        feeds = {}
+        for port in ports:
+            dims = [d.get_length() if d.is_static else 8 for d in port.get_partial_shape()]
+            element = port.get_element_type().to_string()
+            if element not in NUMPY_TYPES:
+                return  # a graph this server does not send to OpenVINO: its first run starts them
+            feeds[port.any_name] = np.ones(dims, NUMPY_TYPES[element])
+        self._request.infer(feeds)
 
     def get_inputs(self) -> list[Tensor]:
         return list(self._inputs)
