@@ -7,12 +7,14 @@ V2 requests are built with tritonclient's own protobuf classes, as a Triton clie
 
 from __future__ import annotations
 
+import json
 import struct
 import threading
 from collections.abc import Iterator
 
 import grpc
 import pytest
+import requests
 import tritonclient.grpc.service_pb2 as v2
 import tritonclient.grpc.service_pb2_grpc as v2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -182,6 +184,75 @@ def test_extremes(stub: pb_grpc.TextInferenceStub) -> None:
     too_big = pb.EmbedRequest(texts=["x" * (70 * 2**20)])  # over the 64 MiB message limit
     assert status(lambda: stub.Embed(too_big, timeout=30)) == "RESOURCE_EXHAUSTED"
     assert status(lambda: stub.ListModels(pb.ListModelsRequest(), timeout=10)) == "OK"
+
+
+# -- HTTP: JSON that is almost right, or anything at all ------------------------------------
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False),
+    unicode_text, st.sampled_from(["minilm", "embedder", "nope", "BYTES", "INT64", "base64"]),
+)  # fmt: skip
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.dictionaries(
+            st.one_of(
+                st.sampled_from(
+                    ["input", "model", "encoding_format", "dimensions", "inputs", "outputs",
+                     "name", "shape", "datatype", "data", "parameters", "binary_data_size",
+                     "text", "question", "context", "topK", "max_sentences", "prompt",
+                     "maxNewTokens", "temperature", "explain", "id"]
+                ),
+                st.text(max_size=8),
+            ),
+            inner,
+            max_size=6,
+        ),
+    ),
+    max_leaves=20,
+)  # fmt: skip
+ROUTES = [
+    "/v1/embeddings", "/v1/summarize", "/v1/answer", "/v1/generate", "/v1/generate_stream",
+    "/v2/models/minilm.embed/infer", "/v2/models/minilm/infer", "/v2/models/minilm.answer/infer",
+    "/v2/repository/index",
+]  # fmt: skip
+HTTP_DELIBERATE = {200, 400, 404, 405, 422, 429, 503}
+
+
+@pytest.fixture(scope="module")
+def http(server: ServerProcess, bystander: list[str]) -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+@FUZZ
+@given(
+    route=st.sampled_from(ROUTES),
+    body=st.one_of(
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.binary(max_size=64),
+        st.sampled_from([b"", b"{", rb'{"input": "\ud800"}', b"[" * 5000, b'{"a":' * 5000]),
+    ),
+    headers=st.dictionaries(
+        st.sampled_from(
+            ["x-request-timeout", "content-encoding", "inference-header-content-length"]
+        ),
+        st.sampled_from(["", "0", "1", "-5", "nan", "1e309", "gzip", "deflate", "abc", "30"]),
+        max_size=2,
+    ),
+)
+def test_http_any_body_gets_a_deliberate_status(
+    server: ServerProcess,
+    http: requests.Session,
+    route: str,
+    body: bytes,
+    headers: dict[str, str],
+) -> None:
+    reply = http.post(server.http_url + route, data=body, headers=headers, timeout=60)
+    assert reply.status_code in HTTP_DELIBERATE, (reply.status_code, reply.text)
+    if reply.status_code != 200:
+        assert "error" in reply.json()
 
 
 def test_zz_server_is_unharmed(server: ServerProcess, bystander: list[str]) -> None:

@@ -5,6 +5,7 @@ export --task text-generation`, served by a real server that prefills prompts in
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+import requests
 import tritonclient.grpc as grpcclient
 import yaml
+from google.protobuf import json_format
 
 from harness.tiny_causal import build_gpt2, build_llama, sentences
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
@@ -199,6 +202,25 @@ def test_stream_joins_to_generate_and_ends_with_its_reason(stub: pb_grpc.TextInf
         assert "".join(c.text for c in chunks) == whole.text
         assert len(chunks) > 2 and [c.done for c in chunks] == [False] * (len(chunks) - 1) + [True]
         assert chunks[-1].finish_reason == whole.finish_reason and chunks[-1].model == name
+
+
+def test_generate_over_http_equals_grpc(
+    causal_server: ServerProcess, stub: pb_grpc.TextInferenceStub
+) -> None:
+    request = pb.GenerateRequest(prompt=PROMPTS[2], model="llama", max_new_tokens=NEW)
+    want = json_format.MessageToDict(
+        stub.Generate(request, timeout=60), always_print_fields_with_no_presence=True
+    )
+    body = {"prompt": PROMPTS[2], "model": "llama", "maxNewTokens": NEW}
+    url = causal_server.http_url
+    reply = requests.post(f"{url}/v1/generate", json=body, timeout=60)
+    assert reply.status_code == 200 and reply.json() == want
+    streamed = requests.post(f"{url}/v1/generate_stream", json=body, timeout=60)
+    chunks = [json.loads(line) for line in streamed.text.splitlines()]
+    assert "".join(c["text"] for c in chunks) == want["text"]
+    assert chunks[-1]["done"] and chunks[-1]["finishReason"] == want["finishReason"]
+    bad = requests.post(f"{url}/v1/generate_stream", json={**body, "temperature": -1}, timeout=60)
+    assert bad.status_code == 400 and "temperature" in bad.json()["error"]["message"]
 
 
 def test_stop_strings_end_the_text_before_them(stub: pb_grpc.TextInferenceStub) -> None:

@@ -126,7 +126,8 @@ def test_curl_as_a_user_would(server: ServerProcess, stub: pb_grpc.TextInference
     vector = json.loads(out)["data"][0]["embedding"]
     assert np.allclose(vector, grpc_vectors(stub, TEXTS[:1])[0], atol=1e-5)
     probe = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{server.http_url}/v2/health/ready"],
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+         f"{server.http_url}/v2/health/ready"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert probe.stdout == "200"

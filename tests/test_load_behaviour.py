@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -98,6 +99,33 @@ def test_expired_and_cancelled_work_is_dropped_not_computed(busy_server: ServerP
     assert sample(text, "attnserve_batch_size_sum", model="minilm") == 64
 
 
+def test_http_gets_429_with_retry_after_and_504_for_its_timeout(
+    busy_server: ServerProcess,
+) -> None:
+    stub = pb_grpc.TextInferenceStub(busy_server.channel)
+    url = f"{busy_server.http_url}/v1/embeddings"
+    with ThreadPoolExecutor(3) as pool:
+        running = occupy(stub, pool)
+        queued = pool.submit(stub.Embed, pb.EmbedRequest(texts=LONG_TEXTS[:60]), timeout=60)
+        time.sleep(0.2)
+        full = requests.post(url, json={"input": LONG_TEXTS[:20]}, timeout=30)
+        assert full.status_code == 429 and full.headers["retry-after"] == "1"
+        assert full.json()["error"]["type"] == "rate_limit_error"
+        assert "queue is full" in full.json()["error"]["message"]
+        # The timeout header is the request's deadline: queued past it, dropped, 504.
+        late = requests.post(
+            url, json={"input": ["late", "later"]}, headers={"X-Request-Timeout": "0.2"}, timeout=30
+        )
+        assert late.status_code == 504, late.text
+        assert "deadline" in late.json()["error"]["message"]
+        running.result()  # type: ignore[attr-defined]
+        queued.result()
+    text = busy_server.scrape()
+    for code in ("RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"):
+        assert sample(text, "attnserve_requests_total", code=code, protocol="http") == 1, code
+    assert sample(text, "attnserve_dropped_rows_total", reason="deadline") == 2
+
+
 def test_concurrent_requests_share_batches(busy_server: ServerProcess) -> None:
     stub = pb_grpc.TextInferenceStub(busy_server.channel)
     with ThreadPoolExecutor(16) as pool:
@@ -120,8 +148,11 @@ def test_sigterm_drains_accepted_work_and_refuses_new(repository: Path) -> None:
     proc.wait_serving()
     stub = pb_grpc.TextInferenceStub(proc.channel)
     health = health_pb2_grpc.HealthStub(proc.channel)
+    url = f"{proc.http_url}/v1/embeddings"
     with ThreadPoolExecutor(2) as pool:
         accepted = occupy(stub, pool)
+        accepted_http = pool.submit(requests.post, url, json={"input": LONG_TEXTS[:8]}, timeout=60)
+        time.sleep(0.1)
         proc.process.send_signal(signal.SIGTERM)
         time.sleep(0.1)
         status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
@@ -129,8 +160,13 @@ def test_sigterm_drains_accepted_work_and_refuses_new(repository: Path) -> None:
         with pytest.raises(grpc.RpcError) as info:
             stub.Embed(pb.EmbedRequest(texts=["new work"]), timeout=5)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        refused = requests.post(url, json={"input": "new work"}, timeout=5)
+        assert refused.status_code == 503 and "shutting down" in refused.text
+        ready = requests.get(f"{proc.http_url}/v2/health/ready", timeout=5)
+        assert ready.status_code == 503
         reply = accepted.result()  # type: ignore[attr-defined]
         assert len(reply.embeddings) == 64  # accepted work finished: nothing lost
+        assert len(accepted_http.result().json()["data"]) == 8
     assert proc.process.wait(60) == 0
     assert proc.stop() == 0
 
@@ -149,6 +185,11 @@ def test_no_ready_model_means_unavailable(tmp_path: Path) -> None:
         with pytest.raises(grpc.RpcError) as info:
             stub.Embed(pb.EmbedRequest(texts=["x"]), timeout=5)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        reply = requests.post(f"{proc.http_url}/v1/embeddings", json={"input": "x"}, timeout=5)
+        assert reply.status_code == 503
+        ready = requests.get(f"{proc.http_url}/v2/health/ready", timeout=5)
+        live = requests.get(f"{proc.http_url}/v2/health/live", timeout=5)
+        assert (ready.status_code, live.status_code) == (503, 200)
         health = health_pb2_grpc.HealthStub(proc.channel)
         status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
         assert status == health_pb2.HealthCheckResponse.NOT_SERVING

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
@@ -62,6 +63,15 @@ def test_mutual_tls_needs_a_client_certificate_from_the_ca(
         assert embed_code(channel) == "UNAVAILABLE"
     with grpc.insecure_channel(mtls_server.target) as plaintext:
         assert embed_code(plaintext) == "UNAVAILABLE"
+    # HTTPS on the HTTP port, with the same certificate and the same client CA.
+    url = f"{mtls_server.http_url}/v1/embeddings"
+    mine = (str(pki.client_cert), str(pki.client_key))
+    reply = requests.post(url, json={"input": "hi"}, verify=str(pki.ca), cert=mine, timeout=30)
+    assert reply.status_code == 200 and len(reply.json()["data"][0]["embedding"]) > 0
+    strangers = (str(pki.stranger_cert), str(pki.stranger_key))
+    for cert in (None, strangers):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.post(url, json={"input": "hi"}, verify=str(pki.ca), cert=cert, timeout=30)
 
 
 def test_tls_and_bearer_token(repository: Path, pki: Pki) -> None:
@@ -82,9 +92,36 @@ def test_tls_and_bearer_token(repository: Path, pki: Pki) -> None:
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
         with grpc.insecure_channel(proc.target) as plaintext:
             assert embed_code(plaintext, good) == "UNAVAILABLE"
+        http_codes_with_the_token(proc, pki)
     finally:
         proc.stop()
     assert "s3cret-token" not in proc.log_path.read_text()
+
+
+def http_codes_with_the_token(proc: ServerProcess, pki: Pki) -> None:
+    """HTTPS: the same token rule as gRPC; health open; plaintext HTTP refused."""
+    url = f"{proc.http_url}/v1/embeddings"
+    assert proc.http_url.startswith("https://")
+
+    def post(headers: dict[str, str]) -> requests.Response:
+        return requests.post(
+            url, json={"input": "hi"}, headers=headers, verify=str(pki.ca), timeout=30
+        )
+
+    missing, wrong = post({}), post({"Authorization": "Bearer wrong"})
+    for reply in (missing, wrong):
+        assert reply.status_code == 401 and reply.headers["www-authenticate"] == "Bearer"
+        assert reply.json()["error"]["type"] == "authentication_error"
+    assert "missing bearer token" in missing.json()["error"]["message"]
+    assert post({"Authorization": "Bearer s3cret-token"}).status_code == 200
+    triton_style = requests.get(
+        f"{proc.http_url}/v2/models/minilm.embed", verify=str(pki.ca), timeout=30
+    )
+    assert triton_style.status_code == 401 and "bearer token" in triton_style.json()["error"]
+    ready = requests.get(f"{proc.http_url}/v2/health/ready", verify=str(pki.ca), timeout=30)
+    assert ready.status_code == 200  # probes need no secret
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.post(url.replace("https://", "http://"), json={"input": "hi"}, timeout=30)
 
 
 def test_tls_settings_are_validated(tmp_path: Path) -> None:

@@ -219,13 +219,40 @@ def _too_large(size: int, limit: int) -> str:
 def parse_json(body: bytes, what: str = "the request body") -> Any:
     """`body` as JSON; INVALID_ARGUMENT says where it is not."""
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except UnicodeDecodeError:
         raise InvalidArgument(f"{what} is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"{what} is not JSON: {exc}") from None
     except RecursionError:
         raise InvalidArgument(f"{what} nests too deep") from None
+    if b"\\u" in body:  # only a \u escape can make a lone surrogate, which no text may hold
+        _check_unicode(value, what)
+    return value
+
+
+def _check_unicode(value: Any, what: str) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            strings = [item]
+        elif isinstance(item, dict):
+            strings = list(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            strings = []
+            stack.extend(item)
+        else:
+            continue
+        for text in strings:
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                raise InvalidArgument(
+                    f"{what} holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape that is "
+                    "not half of a pair): it is not Unicode text"
+                ) from None
 
 
 def parse_object(body: bytes) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.text_inference import TextInferenceServicer
 from service.errors import InvalidArgument
-from service.http.app import Endpoint, openai_error
+from service.http.app import Endpoint, openai_error, parse_object
 from service.http.context import CallAborted, HttpContext, http_status
 
 Req = TypeVar("Req", bound=Message)
@@ -33,9 +33,10 @@ def to_json(message: Message) -> dict[str, Any]:
 
 def parse(body: bytes, message: Req) -> Req:
     """`body` as `message` in the proto3 JSON mapping; INVALID_ARGUMENT says what is wrong."""
+    value = parse_object(body)
     try:
-        return json_format.Parse(body, message, max_recursion_depth=32)
-    except (json_format.ParseError, UnicodeDecodeError) as exc:
+        return json_format.ParseDict(value, message, max_recursion_depth=32)
+    except json_format.ParseError as exc:
         name = message.DESCRIPTOR.name
         raise InvalidArgument(f"the request body is not a {name}: {exc}") from None
 
