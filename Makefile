@@ -83,18 +83,22 @@ gpu-check: $(INSTALLED) $(MODELS)
 	$(PY) -m scripts.gpu_check
 
 # A sweep of open-loop rates against a local server (or TARGET=host:port), written to
-# docs/loadtest.{md,json,png}. Extra flags through ARGS, e.g. ARGS="--task summarize".
+# docs/loadtest.{md,json,png}. Extra flags through ARGS, e.g. ARGS="--task summarize" or
+# ARGS="--protocol http" (the local server's HTTP port is then the target).
 LOADTEST_PORT := 50099
+LOADTEST_HTTP_PORT := 50098
+LOADTEST_TARGET = 127.0.0.1:$(if $(findstring http,$(ARGS)),$(LOADTEST_HTTP_PORT),$(LOADTEST_PORT))
 loadtest: $(INSTALLED) $(MODELS)
 	@if [ -n "$(TARGET)" ]; then \
 		$(ATTNSERVE) loadtest --target $(TARGET) --sweep --plot docs/loadtest.png \
 			--out-json docs/loadtest.json --report docs/loadtest.md $(ARGS); \
 	else \
 		$(ATTNSERVE) serve --grpc-host 127.0.0.1 --grpc-port $(LOADTEST_PORT) --metrics-port 0 \
+			--http-host 127.0.0.1 --http-port $(LOADTEST_HTTP_PORT) \
 			--log-level WARNING & pid=$$!; trap "kill $$pid" EXIT; \
 		for i in $$(seq 120); do $(ATTNSERVE) health --target 127.0.0.1:$(LOADTEST_PORT) \
 			>/dev/null 2>&1 && break; sleep 1; done; \
-		$(ATTNSERVE) loadtest --target 127.0.0.1:$(LOADTEST_PORT) --sweep \
+		$(ATTNSERVE) loadtest --target $(LOADTEST_TARGET) --sweep \
 			--plot docs/loadtest.png --out-json docs/loadtest.json --report docs/loadtest.md $(ARGS); \
 	fi
 

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from service.loadtest.report import Summary, saturation, summarize
 from service.loadtest.runner import Outcome, sending_window
 from tests.server_process import ROOT, ServerProcess
@@ -146,6 +148,34 @@ def test_closed_mode_runs_for_the_duration(server: ServerProcess, tmp_path: Path
     assert run["offered_rate"] == run["requests"] / run["wall_s"]
     assert "saturation" not in figures and "saturation_rate" not in figures
     assert "| closed x2 |" in result.stdout and "saturation" not in result.stdout
+
+
+def test_http_protocol_sends_the_same_tasks_over_the_http_port(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    for task in ("embed", "answer"):
+        out = tmp_path / f"http-{task}.json"
+        flags = ("--protocol", "http", "--task", task, "--mode", "closed", "--requests", "12")
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "service", "loadtest",
+             "--target", f"127.0.0.1:{server.http_port}", *flags, "--out-json", str(out)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert time.monotonic() - started < 60
+        figures = json.loads(out.read_text())
+        [run] = figures["runs"]
+        assert figures["protocol"] == "http" and run["codes"] == {"OK": 12}, run
+    # Answered over HTTP, and counted as such by the server.
+    answered = [
+        s.value
+        for family in text_string_to_metric_families(server.scrape())
+        for s in family.samples
+        if s.name == "attnserve_requests_total"
+        and s.labels == {"model": "minilm", "task": "answer", "code": "OK", "protocol": "http"}
+    ]
+    assert answered and answered[0] >= 12
 
 
 def test_closed_mode_requests_wins_over_duration(server: ServerProcess, tmp_path: Path) -> None:

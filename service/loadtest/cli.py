@@ -9,21 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from service.client import (
-    CHANNEL_OPTIONS,
-    USAGE_ERROR,
-    UsageError,
-    call_metadata,
-    channel_credentials,
-)
+from service.client import USAGE_ERROR, UsageError
 from service.loadtest.report import Saturation, Summary, plot, saturation, summarize, table
 from service.loadtest.runner import closed_loop, open_loop, sending_window
+from service.loadtest.senders import Sender, open_grpc, open_http
 from service.loadtest.workload import TASKS, Workload
 
 SWEEP_FRACTIONS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0)
 POOL = 512  # distinct requests a timed run cycles through
+GRPC_TARGET, HTTP_TARGET = "localhost:50051", "localhost:8000"  # the server's default ports
 
 
 def _positive(kind: type[float] | type[int]) -> Any:
@@ -39,6 +33,14 @@ def _positive(kind: type[float] | type[int]) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=TASKS, default="embed")
+    parser.add_argument(
+        "--protocol",
+        choices=("grpc", "http"),
+        default="grpc",
+        help="grpc: attnserve.v1; http: the same tasks over the HTTP port (/v1/embeddings "
+        "as the OpenAI SDKs call it, /v1/answer, /v1/summarize); --target is then the HTTP "
+        f"port's host:port (default {HTTP_TARGET})",
+    )
     parser.add_argument("--mode", choices=("open", "closed"), default="open")
     parser.add_argument(
         "--concurrency", type=_positive(int), default=16, help="closed loop: clients"
@@ -121,61 +123,62 @@ class _Bar:
 
 
 async def _run(args: Any) -> list[Summary]:
-    credentials = channel_credentials(args)
     workload = Workload(args.task, args.model)
-    metadata = call_metadata(args)
-    if credentials is None:
-        channel = grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS)
-    else:
-        channel = grpc.aio.secure_channel(args.target, credentials, options=CHANNEL_OPTIONS)
-    async with channel:
+    opened_with = open_http if args.protocol == "http" else open_grpc
+    connection, sender = opened_with(args, args.task)
+    try:
+        return await _runs(args, workload, sender)
+    finally:
+        await connection.close()
 
-        async def closed(concurrency: int) -> Summary:
-            # --requests N: exactly N requests; otherwise --duration seconds of sending.
-            count, duration = (args.requests, None) if args.requests else (POOL, args.duration)
-            bar = _Bar(args.requests, f"closed x{concurrency}")
-            outcomes, seconds = await closed_loop(
-                channel, args.task, workload.requests(count), concurrency,
-                args.deadline, metadata, bar, duration=duration,
-            )  # fmt: skip
-            bar.close()
-            return summarize(f"closed x{concurrency}", outcomes, seconds)
 
-        async def opened(rate: float) -> Summary:
-            count = max(1, int(rate * args.duration))
-            bar = _Bar(count, f"open {rate:.1f}/s")
-            outcomes, seconds = await open_loop(
-                channel, args.task, workload.requests(count), rate, args.duration,
-                args.deadline, metadata, progress=bar,
-            )  # fmt: skip
-            bar.close()
-            window = sending_window(outcomes, args.duration)
-            return summarize(
-                f"open {rate:.1f}/s", outcomes, seconds, window=window, target_rate=rate
-            )
+async def _runs(args: Any, workload: Workload, sender: Sender) -> list[Summary]:
+    async def closed(concurrency: int) -> Summary:
+        # --requests N: exactly N requests; otherwise --duration seconds of sending.
+        count, duration = (args.requests, None) if args.requests else (POOL, args.duration)
+        bar = _Bar(args.requests, f"closed x{concurrency}")
+        outcomes, seconds = await closed_loop(
+            sender.send, sender.prepare(workload.requests(count)), concurrency,
+            args.deadline, bar, duration=duration,
+        )  # fmt: skip
+        bar.close()
+        return summarize(f"closed x{concurrency}", outcomes, seconds)
 
-        if not (args.sweep or args.rates):
-            if args.mode == "closed":
-                return [await closed(args.concurrency)]
-            return [await opened(args.rate)]
-        rates = args.rates
-        points: list[Summary] = []
-        if not rates:
-            capacity = await closed(args.concurrency)
-            points.append(capacity)
-            print(table(points).splitlines()[-1], file=sys.stderr)
-            if capacity.throughput <= 0:
-                codes = ", ".join(f"{k} {v}" for k, v in sorted(capacity.codes.items()))
-                raise SystemExit(f"attnserve loadtest: capacity probe got no answer ({codes})")
-            # Rounded rates can collide for a slow server; 0.1/s is the least worth sending.
-            rates = sorted({max(0.1, round(capacity.throughput * f, 1)) for f in SWEEP_FRACTIONS})
-        for rate in rates:
-            points.append(await opened(rate))
-            print(table(points[-1:]).splitlines()[-1], file=sys.stderr)
-        return points
+    async def opened(rate: float) -> Summary:
+        count = max(1, int(rate * args.duration))
+        bar = _Bar(count, f"open {rate:.1f}/s")
+        outcomes, seconds = await open_loop(
+            sender.send, sender.prepare(workload.requests(count)), rate, args.duration,
+            args.deadline, progress=bar,
+        )  # fmt: skip
+        bar.close()
+        window = sending_window(outcomes, args.duration)
+        return summarize(f"open {rate:.1f}/s", outcomes, seconds, window=window, target_rate=rate)
+
+    if not (args.sweep or args.rates):
+        if args.mode == "closed":
+            return [await closed(args.concurrency)]
+        return [await opened(args.rate)]
+    rates = args.rates
+    points: list[Summary] = []
+    if not rates:
+        capacity = await closed(args.concurrency)
+        points.append(capacity)
+        print(table(points).splitlines()[-1], file=sys.stderr)
+        if capacity.throughput <= 0:
+            codes = ", ".join(f"{k} {v}" for k, v in sorted(capacity.codes.items()))
+            raise SystemExit(f"attnserve loadtest: capacity probe got no answer ({codes})")
+        # Rounded rates can collide for a slow server; 0.1/s is the least worth sending.
+        rates = sorted({max(0.1, round(capacity.throughput * f, 1)) for f in SWEEP_FRACTIONS})
+    for rate in rates:
+        points.append(await opened(rate))
+        print(table(points[-1:]).splitlines()[-1], file=sys.stderr)
+    return points
 
 
 def run(args: Any) -> int:
+    if args.protocol == "http" and args.target == GRPC_TARGET:  # the default: HTTP's port
+        args.target = HTTP_TARGET
     problem = _misuse(args)
     if problem:
         print(f"attnserve loadtest: {problem}", file=sys.stderr)
@@ -195,6 +198,7 @@ def run(args: Any) -> int:
         body: dict[str, Any] = {
             "task": args.task,
             "target": args.target,
+            "protocol": args.protocol,
             "runs": [p.as_dict() for p in points],
         }
         if knee is not None:
@@ -209,7 +213,7 @@ def run(args: Any) -> int:
                 body["saturation_rate"] = knee.rate
         args.json_out.write_text(json.dumps(body, indent=2))
     if args.report:
-        header = f"# Load test: {args.task} against {args.target}\n\n"
+        header = f"# Load test: {args.task} against {args.target} over {args.protocol}\n\n"
         footer = f"\n\nSaturation: {knee.sentence()}.\n" if knee else "\n"
         args.report.write_text(header + text + footer)
     if args.plot:

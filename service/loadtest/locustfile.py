@@ -17,7 +17,7 @@ import grpc.experimental.gevent as grpc_gevent
 from locust import User, between, task
 
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
-from service.loadtest.runner import METHODS
+from service.loadtest.senders import METHODS
 from service.loadtest.workload import Workload
 
 # grpc's own threads must cooperate with locust's gevent loop.

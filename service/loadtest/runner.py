@@ -1,4 +1,5 @@
-"""Closed-loop and open-loop load over gRPC, recording every request's fate.
+"""Closed-loop and open-loop load (over gRPC or HTTP: senders.py), recording every
+request's fate.
 
 Closed loop: N clients, each sends its next request when the last one returns (measures
 capacity, hides queueing). Open loop: requests arrive as a Poisson process at a target rate
@@ -11,15 +12,9 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import grpc
-
-from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
-
-METHODS = {"embed": "Embed", "answer": "Answer", "summarize": "Summarize"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,25 +25,13 @@ class Outcome:
 
 
 Progress = Callable[[int], None]
+# Sends one request with a timeout; the gRPC status code name of its answer (senders.py).
+Send = Callable[[Any, float], Awaitable[str]]
 
 
-def _call(stub: pb_grpc.TextInferenceStub, task: str) -> Any:
-    return getattr(stub, METHODS[task])
-
-
-async def _one(
-    method: Any,
-    request: Any,
-    started: float,
-    timeout: float,
-    metadata: tuple[tuple[str, str], ...],
-) -> Outcome:
+async def _one(send: Send, request: Any, started: float, timeout: float) -> Outcome:
     sent = time.perf_counter()
-    try:
-        await method(request, timeout=timeout, metadata=metadata)
-        code = "OK"
-    except grpc.aio.AioRpcError as err:
-        code = err.code().name
+    code = await send(request, timeout)
     return Outcome(sent - started, time.perf_counter() - sent, code)
 
 
@@ -61,12 +44,10 @@ def _until(requests: Sequence[Any], end: float) -> Iterator[Any]:
 
 
 async def closed_loop(
-    channel: grpc.aio.Channel,
-    task: str,
+    send: Send,
     requests: Sequence[Any],
     concurrency: int,
     timeout: float = 60.0,
-    metadata: tuple[tuple[str, str], ...] = (),
     progress: Progress | None = None,
     duration: float | None = None,
 ) -> tuple[list[Outcome], float]:
@@ -75,7 +56,6 @@ async def closed_loop(
     duration None: every request is sent exactly once. Otherwise the clients cycle through
     `requests` until `duration` seconds have passed, then stop sending and let the requests in
     flight finish. Returns the outcomes and the wall seconds (tail included)."""
-    method = _call(pb_grpc.TextInferenceStub(channel), task)
     outcomes: list[Outcome] = []
     started = time.perf_counter()
     if duration is None:
@@ -88,7 +68,7 @@ async def closed_loop(
 
     async def client() -> None:
         for request in pending:
-            outcomes.append(await _one(method, request, started, timeout, metadata))
+            outcomes.append(await _one(send, request, started, timeout))
             if progress:
                 progress(1)
 
@@ -97,13 +77,11 @@ async def closed_loop(
 
 
 async def open_loop(
-    channel: grpc.aio.Channel,
-    task: str,
+    send: Send,
     requests: Sequence[Any],
     rate: float,
     duration: float,
     timeout: float = 60.0,
-    metadata: tuple[tuple[str, str], ...] = (),
     seed: int = 0,
     progress: Progress | None = None,
 ) -> tuple[list[Outcome], float]:
@@ -112,7 +90,6 @@ async def open_loop(
     Returns the outcomes and the wall seconds: never less than `duration` (the arrival window
     is observed to its end even when the last arrival came early), plus the tail spent waiting
     for requests still in flight."""
-    method = _call(pb_grpc.TextInferenceStub(channel), task)
     rng = random.Random(seed)
     tasks: list[asyncio.Task[Outcome]] = []
     started = time.perf_counter()
@@ -124,7 +101,7 @@ async def open_loop(
             await asyncio.sleep(delay)
         request = requests[index % len(requests)]
         index += 1
-        task_ = asyncio.create_task(_one(method, request, started, timeout, metadata))
+        task_ = asyncio.create_task(_one(send, request, started, timeout))
         if progress:
             task_.add_done_callback(lambda _: progress(1))
         tasks.append(task_)
