@@ -19,6 +19,7 @@ import psutil
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 from service.loadtest.report import Summary, summarize
 from service.loadtest.runner import closed_loop, open_loop
+from service.loadtest.senders import GrpcSender
 from service.loadtest.workload import Workload
 from tests.server_process import ServerProcess
 
@@ -30,7 +31,9 @@ def rss_mb(server: ServerProcess) -> float:
 async def capacity(server: ServerProcess, task: str = "embed", requests: int = 160) -> Summary:
     """Closed loop, 16 clients: the rate the server sustains."""
     async with grpc.aio.insecure_channel(server.target) as channel:
-        outcomes, seconds = await closed_loop(channel, task, Workload(task).requests(requests), 16)
+        outcomes, seconds = await closed_loop(
+            GrpcSender(channel, task, ()).send, Workload(task).requests(requests), 16
+        )
     return summarize("capacity", outcomes, seconds, len(outcomes) / seconds)
 
 
@@ -52,7 +55,9 @@ async def overload(server: ServerProcess, factor: float = 3.0, seconds: float = 
     peak = rss_before
     async with grpc.aio.insecure_channel(server.target) as channel:
         requests = Workload("embed", seed=1).requests(int(rate * seconds) + 1)
-        load = asyncio.create_task(open_loop(channel, "embed", requests, rate, seconds, 30.0))
+        load = asyncio.create_task(
+            open_loop(GrpcSender(channel, "embed", ()).send, requests, rate, seconds, 30.0)
+        )
         while not load.done():
             peak = max(peak, rss_mb(server))
             await asyncio.sleep(0.2)
@@ -60,7 +65,7 @@ async def overload(server: ServerProcess, factor: float = 3.0, seconds: float = 
         over = summarize(f"{factor:g}x capacity", outcomes, wall, len(outcomes) / seconds)
         light = Workload("embed", seed=2).requests(40)
         started = time.perf_counter()
-        after, _ = await closed_loop(channel, "embed", light, 2)
+        after, _ = await closed_loop(GrpcSender(channel, "embed", ()).send, light, 2)
         recovery = summarize("right after", after, time.perf_counter() - started, 0.0)
     return Overload(sustained, over, recovery, rss_before, peak, rss_mb(server))
 

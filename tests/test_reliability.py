@@ -112,7 +112,10 @@ def test_model_faults_are_named_and_the_others_served(tmp_path: Path) -> None:
     src = require_default_model()
     root = tmp_path / "models"
     link_model(src, root / "good")
-    link_model(src, root / "no-file", files={"model": "gone.onnx", "tokenizer": "tokenizer.json"})
+    # No variants: the bf16 one (model.onnx through OpenVINO) would load where the CPU has
+    # bf16 units, and the model would not miss its file.
+    files = {"model": "gone.onnx", "tokenizer": "tokenizer.json"}
+    link_model(src, root / "no-file", files=files, variants=None)
     _corrupt_model(src, root / "corrupt")
     _foreign_tokenizer(src, root / "tokenizer-mismatch")
     (root / "bad-yaml").mkdir()
