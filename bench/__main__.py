@@ -175,8 +175,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"))
     parser.add_argument(
         "--only",
-        choices=["causal"],
-        help="run this section alone, into the results already in --out (same CPU only)",
+        choices=["causal", "http"],
+        help="run this section alone, into the results already in --out (causal: same CPU "
+        "only; http names its own CPU in its section)",
     )
     args = parser.parse_args()
     if args.only:
@@ -207,6 +208,9 @@ def main() -> int:
     sentence_transformers_section(results, texts)
     server_section(results, texts, args.quick)
     tasks_section(results, MODELS, texts, THREADS, log)
+    from bench.http import http_section
+
+    http_section(results, MODELS, texts, log)
     from bench.goals import goal_rounds
 
     goal_rounds(results, MODELS, rows, texts, THREADS, args.rounds, log)
@@ -234,12 +238,18 @@ def _one_section(section: str, out: Path) -> int:
     (the report's figures must all come from one machine)."""
     out_json = out.with_suffix(".json")
     results = json.loads(out_json.read_text())
-    if results["machine"]["cpu"] != cpu_name():
+    if section == "http":  # its section says which CPU it ran on
+        from bench.http import http_section
+
+        texts = [t for t in CORPUS.read_text().splitlines() if t.strip()]
+        http_section(results, MODELS, texts, log)
+    elif results["machine"]["cpu"] != cpu_name():
         log(f"--only: {out_json} was measured on {results['machine']['cpu']}, not this CPU")
         return 2
-    from bench.causal import causal_section
+    else:
+        from bench.causal import causal_section
 
-    causal_section(results, THREADS, log)
+        causal_section(results, THREADS, log)
     from bench.report import write_report
 
     write_report(results, out)

@@ -575,6 +575,37 @@ def _int8_lines(recipes: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _http_lines(h: dict[str, Any] | None, cpu: str) -> list[str]:
+    """Section 7: the same Embed requests over gRPC and over HTTP."""
+    if not h:
+        return []
+    levels = list(next(iter(h["rows"].values())))
+    where = "" if h["machine"] == cpu else f" Measured on {h['machine']}, not on the CPU above."
+    lines = [
+        "",
+        "## 7. gRPC and HTTP side by side (Embed, one text per request, closed loop)",
+        "",
+        "One server with its defaults; the clients are `attnserve loadtest`'s "
+        "(`service/loadtest/senders.py`), taking turns over "
+        f"{h['rounds']} rounds (medians shown; `bench/http.py`, took {h['seconds']:.0f} s)."
+        f"{where} CPU ms/request is the server process's CPU outside its engines per "
+        "request: what each wire costs around the same engine work.",
+        "",
+        "| wire | "
+        + " | ".join(f"x{c}: req/s | x{c}: p50 ms | x{c}: p99 ms" for c in levels)
+        + " | x16: CPU ms/req outside the engine |",
+        "|---|" + "---:|---:|---:|" * len(levels) + "---:|",
+    ]
+    for name, by_c in h["rows"].items():
+        cells = " | ".join(
+            f"{by_c[c]['throughput']:.1f} | {by_c[c]['p50_ms']:.2f} | {by_c[c]['p99_ms']:.2f}"
+            for c in levels
+        )
+        outside = by_c[levels[-1]]["outside_engine_cpu_ms_per_request"]
+        lines.append(f"| {name} | {cells} | {outside:.2f} |")
+    return lines
+
+
 def write_report(results: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     bare = results["bare"]
@@ -648,5 +679,6 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     lines += _seq2seq_lines(results.get("seq2seq"))
     lines += _explain_lines(results.get("explain"))
     lines += _causal_lines(results.get("causal"))
+    lines += _http_lines(results.get("http"), results["machine"]["cpu"])
     lines.append("")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -53,18 +53,28 @@ class GrpcSender:
 
 
 class HttpSender:
-    def __init__(self, session: Any, base_url: str, task: str, headers: dict[str, str]) -> None:
+    """Prepared requests are bodies, or (body, headers of its own)."""
+
+    def __init__(
+        self,
+        session: Any,
+        base_url: str,
+        task: str,
+        headers: dict[str, str],
+        vectors: str = "base64",
+    ) -> None:
         self._session = session
         self._url = base_url + ROUTES[task]
         self._task = task
         self._headers = {"content-type": "application/json", **headers}
+        self._vectors = vectors  # embed: the encoding_format asked for
 
-    def prepare(self, requests: Sequence[Any]) -> list[bytes]:
+    def prepare(self, requests: Sequence[Any]) -> list[Any]:
         return [self._body(r) for r in requests]
 
-    def _body(self, request: Any) -> bytes:
+    def _body(self, request: Any) -> bytes | tuple[bytes, dict[str, str]]:
         if self._task == "embed":  # the OpenAI embeddings API, as its SDKs send it
-            body = {"input": list(request.texts), "encoding_format": "base64"}
+            body = {"input": list(request.texts), "encoding_format": self._vectors}
             if request.model:
                 body["model"] = request.model
             return json.dumps(body).encode()
@@ -73,10 +83,11 @@ class HttpSender:
     async def send(self, request: Any, timeout: float) -> str:
         import aiohttp
 
-        headers = {**self._headers, "x-request-timeout": f"{timeout:g}"}
+        body, own = request if isinstance(request, tuple) else (request, {})
+        headers = {**self._headers, **own, "x-request-timeout": f"{timeout:g}"}
         try:
             async with self._session.post(
-                self._url, data=request, headers=headers,
+                self._url, data=body, headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as reply:  # fmt: skip
                 await reply.read()
@@ -99,7 +110,7 @@ def open_grpc(args: Any, task: str) -> tuple[grpc.aio.Channel, GrpcSender]:
     return channel, GrpcSender(channel, task, call_metadata(args))
 
 
-def open_http(args: Any, task: str) -> tuple[Any, HttpSender]:
+def open_http(args: Any, task: str, vectors: str = "base64") -> tuple[Any, HttpSender]:
     """An aiohttp session (the caller closes it) and its sender, as the connection flags ask:
     https with --tls-ca (and a client certificate for mTLS), the token as a bearer header."""
     import aiohttp
@@ -114,4 +125,4 @@ def open_http(args: Any, task: str) -> tuple[Any, HttpSender]:
     # No connection cap: an open loop keeps every request it sent in flight.
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=tls))
     scheme = "https" if tls else "http"
-    return session, HttpSender(session, f"{scheme}://{args.target}", task, headers)
+    return session, HttpSender(session, f"{scheme}://{args.target}", task, headers, vectors)
