@@ -346,3 +346,26 @@ def test_http_requests_are_counted_with_their_protocol(
     assert samples[("embed", "OK", "grpc")] >= 1
     # Series exist at zero for both protocols from the start.
     assert ("answer", "OK", "http") in samples and ("summarize", "OK", "grpc") in samples
+
+
+async def test_accepted_connections_send_without_nagle() -> None:
+    """Each response goes out in more than one write: with Nagle on, a keep-alive request
+    waited for the client's delayed ACK (40 ms on Linux). asyncio turns TCP_NODELAY on only
+    for sockets that name IPPROTO_TCP, which the HTTP server's bound socket must."""
+    import asyncio
+
+    from service.http.server import _bind
+
+    listener = _bind("127.0.0.1", 0)
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raw = writer.get_extra_info("socket")
+        accepted.set_result(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(connected, sock=listener)
+    async with server:
+        _, writer = await asyncio.open_connection(*listener.getsockname())
+        assert await asyncio.wait_for(accepted, 10) != 0
+        writer.close()
