@@ -171,6 +171,32 @@ def test_openvino_runs_the_fused_graph_and_refuses_a_bf16_it_cannot_compile() ->
             Engine("m", graph, bf16, 2, lambda provider: 1)
 
 
+def test_a_tokenizer_past_the_embedding_table_is_refused_on_either_runtime(
+    tmp_path: Path,
+) -> None:
+    # OpenVINO's Gather returns zeros for an id past its table where onnxruntime's raises:
+    # on OpenVINO the table's rows are read from the graph instead of from a failing run.
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from service.tasks.loading import ModelLoadError, _check_vocabulary
+    from service.tasks.tokenizer import TextTokenizer
+
+    folder = require_default_model()
+    graph = folder / "model.onnx"
+    openvino = Engine("m", graph, Route("fp32", ("openvino",), ("openvino",)), 1, lambda p: 1)
+    cpu = Engine("m", graph, Route("fp32", ("cpu",), ()), 1, lambda provider: 1)
+    assert openvino.vocab_rows() == 30_522 and cpu.vocab_rows() is None
+    vocab = {f"w{i}": i for i in range(50_000)} | {"[UNK]": 50_000}
+    foreign = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    foreign.pre_tokenizer = pre_tokenizers.Whitespace()
+    foreign.save(str(tmp_path / "tokenizer.json"))
+    own = TextTokenizer(folder / "tokenizer.json", 32)
+    for engine in (openvino, cpu):
+        _check_vocabulary(engine, own)
+        with pytest.raises(ModelLoadError, match=r"does not fit the model \(vocabulary of 50001\)"):
+            _check_vocabulary(engine, TextTokenizer(tmp_path / "tokenizer.json", 32))
+
+
 def test_io_binding_gives_what_a_plain_run_gives() -> None:
     import onnxruntime as ort
 

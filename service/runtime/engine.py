@@ -147,6 +147,13 @@ class Engine:
     def has_solo(self) -> bool:
         return self._solo is not None
 
+    def vocab_rows(self) -> int | None:
+        """Rows of the graph's word-embedding table where its runtime reads them from the graph
+        (OpenVINO, whose Gather does not raise for an id past the table); None on onnxruntime,
+        whose Gather raises, so that a run on the last id of a vocabulary shows whether it fits."""
+        first = self._sessions[0]
+        return first.vocab_rows() if isinstance(first, OpenVINOSession) else None
+
     def outputs(self) -> list[ort.NodeArg | Tensor]:
         return list(self._sessions[0].get_outputs())
 

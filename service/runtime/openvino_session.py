@@ -64,6 +64,47 @@ def available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+# Nodes that carry input_ids to the embedding's Gather unchanged in value (the ONNX frontend
+# converts them to i32 for the Gather it makes of com.microsoft EmbedLayerNormalization).
+_PASS_THROUGH = {"Convert", "Reshape", "Squeeze", "Unsqueeze"}
+
+
+def embedding_rows(model: Any, ids: str = "input_ids") -> int | None:
+    """The static row count of the table that the `ids` parameter indexes: the data input of
+    every Gather on axis 0 whose indices are `ids` (through _PASS_THROUGH nodes), the smallest
+    where there are several; None where there is no such Gather or its rows are dynamic."""
+    starts = [p.output(0) for p in model.get_parameters() if ids in p.output(0).get_names()]
+    rows: list[int] = []
+    seen: set[str] = set()
+    while starts:
+        port = starts.pop()
+        for target in port.get_target_inputs():
+            node = target.get_node()
+            kind = node.get_type_name()
+            if node.get_name() in seen:  # get_name() is unique in a model, friendly names not
+                continue
+            seen.add(node.get_name())
+            if kind in _PASS_THROUGH and target.get_index() == 0:
+                starts.append(node.output(0))
+            elif kind == "Gather" and target.get_index() == 1:
+                table = node.input_value(0).get_partial_shape()
+                if table.rank.is_dynamic or _axis(node, table.rank.get_length()) != 0:
+                    continue
+                if table[0].is_static:
+                    rows.append(table[0].get_length())
+    return min(rows) if rows else None
+
+
+def _axis(gather: Any, rank: int) -> int | None:
+    """A Gather's axis (a negative one counted from the end of its data's `rank`) where it
+    is a constant, else None."""
+    axis = gather.input_value(2).get_node()
+    if axis.get_type_name() != "Constant" or rank < 1:
+        return None
+    values = axis.get_data().reshape(-1)
+    return int(values[0]) % rank if values.size == 1 else None
+
+
 class OpenVINOSession:
     """The part of onnxruntime.InferenceSession the engine uses, on OpenVINO's CPU plugin.
     One infer request: the engine runs one batch per session at a time."""
@@ -73,7 +114,11 @@ class OpenVINOSession:
 
         core = ov.Core()
         config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "INFERENCE_NUM_THREADS": threads}
-        compiled = core.compile_model(str(path), "CPU", config)
+        model = core.read_model(str(path))
+        # Read from the graph as the ONNX frontend made it, before the CPU plugin's passes.
+        self._vocab_rows = embedding_rows(model)
+        compiled = core.compile_model(model, "CPU", config)
+        del model  # the compiled model holds its own weights
         # An ov.Type: its to_string() is "bf16" or "f32", the names HINTS uses.
         self.compiled_precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         if self.compiled_precision != HINTS[precision]:
@@ -99,6 +144,12 @@ class OpenVINOSession:
                 return  # a graph this server does not send to OpenVINO: its first run starts them
             feeds[port.any_name] = np.ones(dims, NUMPY_TYPES[element])
         self._request.infer(feeds)
+
+    def vocab_rows(self) -> int | None:
+        """Rows of the graph's word-embedding table, None where the graph does not say.
+        OpenVINO's Gather returns zeros for an index past its table rather than raising as
+        onnxruntime's does, so a tokenizer's ids are checked against this number instead."""
+        return self._vocab_rows
 
     def get_inputs(self) -> list[Tensor]:
         return list(self._inputs)

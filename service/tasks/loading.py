@@ -277,6 +277,16 @@ def _check_vocabulary(engine: Engine, tokenizer: TextTokenizer) -> None:
     vocab = tokenizer.vocab_size
     if vocab <= 0 or int(probe.max()) >= vocab:
         raise ModelLoadError("the tokenizer produces ids outside its own vocabulary")
+    # OpenVINO's Gather returns zeros for an id past the table, where onnxruntime's raises:
+    # where the engine knows the table's rows, they are compared; else the last id is run.
+    rows = engine.vocab_rows()
+    if rows is not None:
+        if vocab > rows:
+            raise ModelLoadError(
+                f"tokenizer.json does not fit the model (vocabulary of {vocab}): its ids run "
+                f"to {vocab - 1}, past the model's word-embedding table of {rows} rows"
+            )
+        return
     try:
         engine.run(_feeds(engine, np.array([[vocab - 1]], dtype=np.int64)))
     except Exception as exc:
