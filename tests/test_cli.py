@@ -157,8 +157,6 @@ def test_a_request_larger_than_the_whole_queue_is_not_told_to_retry(repository: 
         small = attnserve("embed", "Hi.", "--target", proc.target)  # 3 tokens: still served
         assert small.returncode == 0, small.stderr
         metrics = proc.scrape()
-        assert (
-            'code="INVALID_ARGUMENT",model="minilm",protocol="grpc",task="summarize"' in metrics
-        )
+        assert 'code="INVALID_ARGUMENT",model="minilm",protocol="grpc",task="summarize"' in metrics
     finally:
         proc.stop()

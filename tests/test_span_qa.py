@@ -74,9 +74,7 @@ def span_models(tmp_path_factory: pytest.TempPathFactory) -> SpanModels:
 def span_server(span_models: SpanModels) -> Iterator[ServerProcess]:
     # fp32, as the transformers pipeline the answers are held to (on CPUs with bf16 units
     # `auto` would serve bf16, whose scores differ from fp32's by about 0.1%).
-    server = ServerProcess(
-        span_models.repository, "--default-model", "bert", "--precision", "fp32"
-    )
+    server = ServerProcess(span_models.repository, "--default-model", "bert", "--precision", "fp32")
     try:
         server.wait_serving()
         yield server
