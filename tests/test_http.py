@@ -354,9 +354,9 @@ async def test_accepted_connections_send_without_nagle() -> None:
     for sockets that name IPPROTO_TCP, which the HTTP server's bound socket must."""
     import asyncio
 
-    from service.http.server import _bind
+    from service.ports import listening_socket
 
-    listener = _bind("127.0.0.1", 0)
+    listener = listening_socket("127.0.0.1", 0, "--http-port")
     accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -1,16 +1,16 @@
 """HTTP beside gRPC: uvicorn serving the routes in the server's own event loop.
 
 Not a proxy: the routes call the gRPC servicers in the same process, so both wires share
-schedulers, limits, auth, TLS, metrics and the drain. The socket is bound here (so that
-port 0 reports the port it got and a taken port stops the start with one line); uvicorn's
-signal handlers stay off, since the server's own SIGTERM handling drains both wires.
+schedulers, limits, auth, TLS, metrics and the drain. The socket is bound before uvicorn
+starts (so that port 0 reports the port it got and a taken port stops the start with one
+line); uvicorn's signal handlers stay off, since the server's own SIGTERM handling drains
+both wires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 from collections.abc import Iterator
 
@@ -24,7 +24,7 @@ from service.http.app import App
 from service.http.embeddings import OpenAIEmbeddings
 from service.http.kserve_rest import KServeRest
 from service.http.tasks import TaskRoutes
-from service.ports import check_can_listen
+from service.ports import check_can_listen, listening_socket
 from service.repository import Repository
 
 FLAGS = "--http-host / --http-port"
@@ -57,13 +57,12 @@ class HttpServer:
         self._app = app
         self._server: _InLoopServer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._socket: socket.socket | None = None
 
     async def start(self) -> int:
         """Bind, start serving; the bound port. ConfigError if it cannot listen."""
         s = self._settings
         check_can_listen(s.http_host, s.http_port, FLAGS)
-        sock = _bind(s.http_host, s.http_port)
+        sock = listening_socket(s.http_host, s.http_port, FLAGS)
         config = uvicorn.Config(
             self._app.asgi,
             lifespan="off",
@@ -82,7 +81,6 @@ class HttpServer:
         except (OSError, ssl.SSLError) as exc:
             sock.close()
             raise ConfigError(f"HTTP cannot use --tls-cert / --tls-key: {exc}") from None
-        self._socket = sock
         self._server = _InLoopServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:  # startup is one await; it cannot fail with a socket
@@ -97,21 +95,3 @@ class HttpServer:
             return
         self._server.should_exit = True
         await self._task
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    bare = host.strip("[]")
-    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
-    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
-    # without it a keep-alive request waited 40 ms (Nagle against the client's delayed ACK).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((bare, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port} ({FLAGS}): {exc.strerror}") from None
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
