@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from typing import Any
 
 from service.config import ConfigError
 
@@ -24,39 +25,45 @@ def check_can_listen(host: str, port: int, flags: str) -> None:
     """Raise ConfigError naming `flags` unless a listener could bind host:port now."""
     if port == 0:
         return  # any free port: the OS picks one
-    bare = host.strip("[]")
-    try:
-        addresses = socket.getaddrinfo(
-            bare or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except socket.gaierror as exc:
-        raise ConfigError(f"cannot listen on {host}:{port} ({flags}): {exc.strerror}") from None
-    for family, kind, proto, _, address in addresses:
-        with socket.socket(family, kind, proto) as probe:
-            # As gRPC and http.server do: a port whose old connections linger is free.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address)
-            except OSError as exc:
-                template = _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
-                reason = template.format(host=bare, port=port)
-                raise ConfigError(f"cannot listen on {host}:{port} ({flags}): {reason}") from None
+    for address in _addresses(host, port, flags):
+        _bound(address, host, port, flags).close()
 
 
 def listening_socket(host: str, port: int, flags: str) -> socket.socket:
-    """A bound, listening, non-blocking TCP socket; ConfigError naming `flags` if it cannot."""
-    bare = host.strip("[]")
-    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    """A bound, listening, non-blocking TCP socket on host:port's first address; ConfigError
+    naming `flags`, with check_can_listen's reasons, if it cannot."""
+    sock = _bound(_addresses(host, port, flags)[0], host, port, flags)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+_Address = tuple[socket.AddressFamily, Any]
+
+
+def _addresses(host: str, port: int, flags: str) -> list[_Address]:
+    try:
+        found = socket.getaddrinfo(
+            host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({flags}): {exc.strerror}") from None
+    return [(family, address) for family, _, _, _, address in found]
+
+
+def _bound(address: _Address, host: str, port: int, flags: str) -> socket.socket:
+    family, where = address
     # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
     # without it a keep-alive request waited 40 ms (Nagle against the client's delayed ACK).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    # As gRPC and http.server do: a port whose old connections linger is free.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
-        sock.bind((bare, port))
+        sock.bind(where)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port} ({flags}): {exc.strerror}") from None
-    sock.listen(2048)
-    sock.setblocking(False)
+        template = _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+        reason = template.format(host=host.strip("[]"), port=port)
+        raise ConfigError(f"cannot listen on {host}:{port} ({flags}): {reason}") from None
     return sock

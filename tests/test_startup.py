@@ -73,6 +73,14 @@ def test_a_taken_metrics_port_stops_the_server(server: ServerProcess, repository
     assert f"127.0.0.1:{server.metrics_port}" in line and "--metrics-port" in line
 
 
+def test_a_taken_http_port_stops_the_server(server: ServerProcess, repository: Path) -> None:
+    flags = local_flags(repository, free_port(), free_port())
+    flags[flags.index("--http-port") + 1] = str(server.http_port)
+    line = one_line(serve(*flags))
+    assert f"127.0.0.1:{server.http_port}" in line and "--http-host / --http-port" in line
+    assert "already in use" in line
+
+
 def test_an_address_not_on_this_machine_is_one_line(repository: Path) -> None:
     flags = local_flags(repository, free_port(), free_port())
     flags[flags.index("--grpc-host") + 1] = "192.0.2.1"  # TEST-NET-1: never a local address

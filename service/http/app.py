@@ -9,7 +9,6 @@ Status codes are the contract's (context.HTTP_STATUS); 429 says when to retry.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import zlib
@@ -25,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.api.auth import BearerToken
 from service.errors import InvalidArgument, ServiceError
 from service.http.context import CallAborted, HttpContext, deadline_from, http_status
 
@@ -89,7 +89,7 @@ class App:
     def __init__(
         self, endpoints: list[Endpoint], token: SecretStr | None, max_body_bytes: int
     ) -> None:
-        self._expected = f"Bearer {token.get_secret_value()}".encode() if token else None
+        self._token = BearerToken(token) if token else None
         self.max_body_bytes = max_body_bytes
         routes = [
             Route(e.path, self._wrap(e), methods=[e.method], include_in_schema=False)
@@ -106,9 +106,8 @@ class App:
                 body = await read_body(request, self.max_body_bytes)
                 work = endpoint.handler(request, body, context)
                 return await _until_done(request, context, work)
-            except CallAborted as exc:
-                return endpoint.errors(http_status(exc.code), exc.code, exc.message)
-            except ServiceError as exc:  # refused before any servicer saw it
+            # A servicer's abort, or a refusal before any servicer saw the request.
+            except (CallAborted, ServiceError) as exc:
                 return endpoint.errors(http_status(exc.code), exc.code, exc.message)
             except ClientDisconnect:
                 return Response(status_code=499)  # nobody is there to read it
@@ -123,16 +122,12 @@ class App:
         return run
 
     def _authorize(self, request: Request) -> None:
-        if self._expected is None:
+        if self._token is None:
             return
         given = request.headers.get("authorization", "").encode()
-        # Constant-time comparison: the token must not leak through response timing.
-        if not hmac.compare_digest(given, self._expected):
-            reason = "missing" if not given else "wrong"
-            raise CallAborted(
-                grpc.StatusCode.UNAUTHENTICATED,
-                f"{reason} bearer token: send 'Authorization: Bearer <token>'",
-            )
+        refusal = self._token.refusal(given, "Authorization")
+        if refusal is not None:
+            raise CallAborted(grpc.StatusCode.UNAUTHENTICATED, refusal)
 
     async def _unrouted(self, request: Request, exc: Exception) -> Response:
         """Starlette's own 404 and 405, in the error shape of the API the path belongs to."""
@@ -151,7 +146,7 @@ async def _until_done(
     passes. TimeoutError for the deadline."""
     task = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(_disconnected(request))
-    timeout = None if context.deadline is None else context.time_remaining()
+    timeout = context.time_remaining()
     try:
         done, _ = await asyncio.wait(
             {task, gone},

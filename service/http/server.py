@@ -24,7 +24,7 @@ from service.http.app import App
 from service.http.embeddings import OpenAIEmbeddings
 from service.http.kserve_rest import KServeRest
 from service.http.tasks import TaskRoutes
-from service.ports import check_can_listen, listening_socket
+from service.ports import listening_socket
 from service.repository import Repository
 
 FLAGS = "--http-host / --http-port"
@@ -61,7 +61,6 @@ class HttpServer:
     async def start(self) -> int:
         """Bind, start serving; the bound port. ConfigError if it cannot listen."""
         s = self._settings
-        check_can_listen(s.http_host, s.http_port, FLAGS)
         sock = listening_socket(s.http_host, s.http_port, FLAGS)
         config = uvicorn.Config(
             self._app.asgi,
