@@ -40,6 +40,7 @@ from export.encoder import load_pretrained
 from export.errors import ExportError
 from export.seq2seq import OPSET, generation_record
 from export.source import SourceFolder
+from export.step_layers import merged_linear, rms_norm, rotary, typed
 from service.model_format import PAST, Generation, cache_names, causal_inputs, causal_outputs
 
 # config.model_type → the family whose step this module writes.
@@ -228,42 +229,69 @@ class _GPT2Step(nn.Module):
         return (self.lm_head(hidden)[:, 0, :], *presents)
 
 
+class _LlamaLayer(nn.Module):
+    """One decoder layer's weights, with the query, key and value projections merged into one
+    matrix product, and the MLP's gate and up projections into another."""
+
+    def __init__(self, layer: Any) -> None:
+        super().__init__()
+        attention, mlp = layer.self_attn, layer.mlp
+        self.input_norm, self.post_attention_norm = (
+            layer.input_layernorm,
+            layer.post_attention_layernorm,
+        )
+        self.qkv = merged_linear(attention.q_proj, attention.k_proj, attention.v_proj)
+        self.o_proj = attention.o_proj
+        self.gate_up = merged_linear(mlp.gate_proj, mlp.up_proj)
+        self.down_proj, self.act_fn = mlp.down_proj, mlp.act_fn
+        self.intermediate = mlp.gate_proj.out_features
+
+    def mlp(self, states: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(states).split(self.intermediate, dim=2)
+        return self.down_proj(self.act_fn(gate) * up)
+
+
 class _LlamaStep(nn.Module):
     """Llama's decoder (RMSNorm, rotary positions, grouped-query attention, gated MLP), and
     Qwen2's, which adds biases to the query, key and value projections (inside them)."""
 
     def __init__(self, model: Any, heads: int, kv_heads: int, head_dim: int) -> None:
         super().__init__()
-        self.decoder = model.model
+        decoder = model.model
+        self.embed_tokens, self.norm = decoder.embed_tokens, decoder.norm
+        self.layers = nn.ModuleList(_LlamaLayer(layer) for layer in decoder.layers)
         self.lm_head = model.lm_head
+        rope = decoder.rotary_emb
+        self.inv_freq: torch.Tensor  # [head_dim / 2], the model's own (its rope scaling in it)
+        self.register_buffer("inv_freq", rope.inv_freq.detach().clone(), persistent=False)
+        self.rotary_scaling = float(rope.attention_scaling)
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.widths = [heads * head_dim, kv_heads * head_dim, kv_heads * head_dim]
         self.scale = head_dim**-0.5
 
     def forward(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor, *past: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
-        d = self.decoder
         mask = _causal_mask(position_ids, past[0].shape[2])
         start = position_ids[:, 0]
-        hidden = d.embed_tokens(input_ids)
-        cos, sin = d.rotary_emb(hidden, position_ids)
+        hidden = self.embed_tokens(input_ids)
+        # transformers' rotary_emb without its duplicated halves: [batch, tokens, head_dim / 2]
+        angles = position_ids[:, :, None].float() * self.inv_freq[None, None, :]
+        cos, sin = angles.cos() * self.rotary_scaling, angles.sin() * self.rotary_scaling
         presents: list[torch.Tensor] = []
-        for i, layer in enumerate(d.layers):
-            attention = layer.self_attn
-            normed = layer.input_layernorm(hidden)
-            query = _heads(attention.q_proj(normed), self.heads, self.head_dim)
-            key = _heads(attention.k_proj(normed), self.kv_heads, self.head_dim)
-            value = _heads(attention.v_proj(normed), self.kv_heads, self.head_dim)
-            query, key = apply_rotary_pos_emb(query, key, cos, sin)
+        for i, layer in enumerate(typed(_LlamaLayer, self.layers)):
+            query, key, value = layer.qkv(rms_norm(layer.input_norm, hidden)).split(
+                self.widths, dim=2
+            )
+            query = rotary(_heads(query, self.heads, self.head_dim), cos, sin)
+            key = rotary(_heads(key, self.kv_heads, self.head_dim), cos, sin)
             key = _write(past[2 * i], key, start)
-            value = _write(past[2 * i + 1], value, start)
+            value = _write(past[2 * i + 1], _heads(value, self.kv_heads, self.head_dim), start)
             presents += [key, value]
             attended = _attend(query, key, value, mask, self.scale)
-            hidden = hidden + attention.o_proj(attended)
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
-        hidden = d.norm(hidden[:, -1:, :])
+            hidden = hidden + layer.o_proj(attended)
+            hidden = hidden + layer.mlp(rms_norm(layer.post_attention_norm, hidden))
+        hidden = rms_norm(self.norm, hidden[:, -1:, :])
         return (self.lm_head(hidden)[:, 0, :], *presents)
 
 

@@ -9,9 +9,9 @@ from onnxruntime.transformers.optimizer import optimize_model
 
 # onnxruntime's fused kernels (Attention, SkipLayerNormalization, ...) live in this domain.
 FUSED_DOMAIN = "com.microsoft"
-# Standard ops that are one fused kernel in onnxruntime: ONNX's own Attention (opset 23),
-# which the seq2seq graphs use.
-FUSED_STANDARD_OPS = ("Attention",)
+# Standard ops that are one fused kernel in onnxruntime (opset 23), which the generation
+# graphs use: ONNX's own Attention, and the RMSNorm and rotary positions of T5 and Llama.
+FUSED_STANDARD_OPS = ("Attention", "RMSNormalization", "RotaryEmbedding")
 # Standard ops left behind when a fusion missed: Softmax is attention that was not fused,
 # ReduceMean/LayerNormalization a layer norm, Erf a GELU.
 UNFUSED_OP_TYPES = ("Softmax", "LayerNormalization", "ReduceMean", "Erf")

@@ -40,6 +40,7 @@ from transformers.models.t5.modeling_t5 import T5Attention
 from export.encoder import load_pretrained
 from export.errors import ExportError
 from export.source import SourceFolder
+from export.step_layers import merged_linear, rms_norm, typed
 from service.model_format import (
     CROSS,
     ENCODER_INPUTS,
@@ -258,7 +259,7 @@ def _written_mask(positions: torch.Tensor, capacity: int) -> torch.Tensor:
     return (blocked * torch.finfo(torch.float32).min)[:, None, None, :]
 
 
-def _cross_projections(model: Any, is_t5: bool) -> list[tuple[nn.Module, nn.Module]]:
+def _cross_projections(model: Any, is_t5: bool) -> list[tuple[nn.Linear, nn.Linear]]:
     if is_t5:
         return [
             (block.layer[1].EncDecAttention.k, block.layer[1].EncDecAttention.v)
@@ -278,6 +279,8 @@ class _T5Encoder(nn.Module):
         super().__init__()
         config = model.config
         self.stack = model.encoder
+        self.attentions = nn.ModuleList(_T5SelfAttention(b.layer[0]) for b in self.stack.block)
+        self.feed_forwards = nn.ModuleList(_T5FeedForward(b.layer[1]) for b in self.stack.block)
         self.heads, self.d_kv = config.num_heads, config.d_kv
         self.buckets = config.relative_attention_num_buckets
         self.max_distance = config.relative_attention_max_distance
@@ -293,16 +296,15 @@ class _T5Encoder(nn.Module):
         bias = first.relative_attention_bias(bucket).permute([2, 0, 1]).unsqueeze(0)
         bias = bias + _additive_mask(attention_mask)
         hidden = self.stack.embed_tokens(input_ids)
-        for block in self.stack.block:
-            layer = block.layer[0]
-            attention = layer.SelfAttention
-            normed = layer.layer_norm(hidden)
-            query = _heads(attention.q(normed), self.heads, self.d_kv)
-            key = _heads(attention.k(normed), self.heads, self.d_kv)
-            value = _heads(attention.v(normed), self.heads, self.d_kv)
+        attentions = typed(_T5SelfAttention, self.attentions)
+        feed_forwards = typed(_T5FeedForward, self.feed_forwards)
+        for attention, feed_forward in zip(attentions, feed_forwards, strict=True):
+            query, key, value = (
+                _heads(part, self.heads, self.d_kv) for part in attention.projections(hidden)
+            )
             hidden = hidden + attention.o(_attend(query, key, value, bias, 1.0))
-            hidden = block.layer[1](hidden)  # the feed-forward, its residual included
-        return self.stack.final_layer_norm(hidden)
+            hidden = feed_forward(hidden)
+        return rms_norm(self.stack.final_layer_norm, hidden)
 
 
 class _BartEncoder(nn.Module):
@@ -322,20 +324,59 @@ class _EncoderWithCrossCache(nn.Module):
     def __init__(
         self,
         encoder: nn.Module,
-        projections: list[tuple[nn.Module, nn.Module]],
+        projections: list[tuple[nn.Linear, nn.Linear]],
         heads: int,
         d_kv: int,
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        # Flat (key, value, key, value, ...), the order of the graph's cross outputs.
-        self.projections = nn.ModuleList(module for pair in projections for module in pair)
+        # Every decoder layer's cross key and value projection of the encoder's output, as one
+        # matrix product; its parts in the order of the graph's cross outputs (key, value, ...).
+        self.projections = merged_linear(*(module for pair in projections for module in pair))
+        self.widths = [module.out_features for pair in projections for module in pair]
         self.heads, self.d_kv = heads, d_kv
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[Any, ...]:
         hidden = self.encoder(input_ids, attention_mask)
-        cache = [_heads(project(hidden), self.heads, self.d_kv) for project in self.projections]
-        return (hidden, *cache)
+        parts = self.projections(hidden).split(self.widths, dim=2)
+        return (hidden, *(_heads(part, self.heads, self.d_kv) for part in parts))
+
+
+class _T5SelfAttention(nn.Module):
+    """A T5 self-attention block's norm and its query, key and value projections as one
+    matrix product; `o` its output projection."""
+
+    def __init__(self, layer: Any) -> None:
+        super().__init__()
+        attention = layer.SelfAttention
+        self.norm, self.o = layer.layer_norm, attention.o
+        self.qkv = merged_linear(attention.q, attention.k, attention.v)
+        self.width = attention.q.out_features
+
+    def projections(self, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.qkv(rms_norm(self.norm, hidden)).split(self.width, dim=2))
+
+
+class _T5FeedForward(nn.Module):
+    """T5's feed-forward block with its residual: ReLU (t5) or gated (t5 v1.1, mT5, the gate
+    and input projections as one matrix product)."""
+
+    def __init__(self, layer: Any) -> None:
+        super().__init__()
+        dense = layer.DenseReluDense
+        self.norm, self.wo, self.act = layer.layer_norm, dense.wo, dense.act
+        self.gated = hasattr(dense, "wi_0")
+        self.wi = merged_linear(dense.wi_0, dense.wi_1) if self.gated else dense.wi
+        self.width = self.wi.out_features // 2
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        inner = self.wi(rms_norm(self.norm, hidden))
+        if self.gated:
+            gate, up = inner.split(self.width, dim=2)
+            inner = self.act(gate) * up
+        else:
+            inner = self.act(inner)
+        return hidden + self.wo(inner)
 
 
 class _T5Step(nn.Module):
@@ -343,6 +384,8 @@ class _T5Step(nn.Module):
         super().__init__()
         config = model.config
         self.decoder = model.decoder
+        self.attentions = nn.ModuleList(_T5SelfAttention(b.layer[0]) for b in model.decoder.block)
+        self.feed_forwards = nn.ModuleList(_T5FeedForward(b.layer[2]) for b in model.decoder.block)
         self.lm_head = model.lm_head
         self.heads, self.d_kv = config.num_heads, config.d_kv
         self.layers = config.num_decoder_layers
@@ -373,23 +416,22 @@ class _T5Step(nn.Module):
         hidden = self.decoder.embed_tokens(input_ids)
         presents: list[torch.Tensor] = []
         for i, block in enumerate(self.decoder.block):
-            layer = block.layer[0]
-            attention = layer.SelfAttention
-            normed = layer.layer_norm(hidden)
-            query = _heads(attention.q(normed), self.heads, self.d_kv)
-            key = _write(past[2 * i], _heads(attention.k(normed), self.heads, self.d_kv), positions)
-            value = _write(
-                past[2 * i + 1], _heads(attention.v(normed), self.heads, self.d_kv), positions
+            attention = typed(_T5SelfAttention, self.attentions)[i]
+            query, key, value = (
+                _heads(part, self.heads, self.d_kv) for part in attention.projections(hidden)
             )
+            key = _write(past[2 * i], key, positions)
+            value = _write(past[2 * i + 1], value, positions)
             presents += [key, value]
             hidden = hidden + attention.o(_attend(query, key, value, self_bias, 1.0))
             layer = block.layer[1]
-            attention = layer.EncDecAttention
-            query = _heads(attention.q(layer.layer_norm(hidden)), self.heads, self.d_kv)
+            cross_attention = layer.EncDecAttention
+            normed = rms_norm(layer.layer_norm, hidden)
+            query = _heads(cross_attention.q(normed), self.heads, self.d_kv)
             attended = _attend(query, cross[2 * i], cross[2 * i + 1], cross_bias, 1.0)
-            hidden = hidden + attention.o(attended)
-            hidden = block.layer[2](hidden)
-        hidden = self.decoder.final_layer_norm(hidden)
+            hidden = hidden + cross_attention.o(attended)
+            hidden = typed(_T5FeedForward, self.feed_forwards)[i](hidden)
+        hidden = rms_norm(self.decoder.final_layer_norm, hidden)
         if self.output_scale != 1.0:
             hidden = hidden * self.output_scale
         return (self.lm_head(hidden)[:, 0, :], *presents)
@@ -401,6 +443,11 @@ class _BartStep(nn.Module):
         config = model.config
         self.decoder = model.model.decoder
         self.lm_head = model.lm_head
+        # Each layer's self-attention query, key and value projections as one matrix product.
+        self.self_qkv = nn.ModuleList(
+            merged_linear(a.q_proj, a.k_proj, a.v_proj)
+            for a in (layer.self_attn for layer in self.decoder.layers)
+        )
         self.register_buffer("final_logits_bias", model.final_logits_bias.clone())
         self.heads = config.decoder_attention_heads
         self.d_kv = config.d_model // self.heads
@@ -424,9 +471,10 @@ class _BartStep(nn.Module):
         presents: list[torch.Tensor] = []
         for i, layer in enumerate(self.decoder.layers):
             attention = layer.self_attn
-            query = _heads(attention.q_proj(hidden), self.heads, self.d_kv)
-            new_key = _heads(attention.k_proj(hidden), self.heads, self.d_kv)
-            new_value = _heads(attention.v_proj(hidden), self.heads, self.d_kv)
+            query, new_key, new_value = (
+                _heads(part, self.heads, self.d_kv)
+                for part in self.self_qkv[i](hidden).split(self.heads * self.d_kv, dim=2)
+            )
             key = _write(past[2 * i], new_key, positions)
             value = _write(past[2 * i + 1], new_value, positions)
             presents += [key, value]

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.tiny_seq2seq import WORDS, _save, _spread, sentences
 
-__all__ = ["CHAT_TEMPLATE", "build_gpt2", "build_llama", "sentences"]
+__all__ = ["CHAT_TEMPLATE", "build_gpt2", "build_llama", "build_qwen2", "sentences"]
 
 GPT2_SPECIALS = ["<|endoftext|>", "<unk>"]
 LLAMA_SPECIALS = ["<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>"]
@@ -68,11 +68,30 @@ def build_gpt2(folder: Path, sizes: dict[str, int] | None = None, **generation: 
 
 
 def build_llama(folder: Path, sizes: dict[str, int] | None = None, **generation: Any) -> Path:
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    return _build_llama_shaped(folder, LlamaConfig, LlamaForCausalLM, sizes, generation)
+
+
+def build_qwen2(folder: Path, sizes: dict[str, int] | None = None, **generation: Any) -> Path:
+    """Llama-shaped with Qwen2's biases on the query, key and value projections."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    return _build_llama_shaped(folder, Qwen2Config, Qwen2ForCausalLM, sizes, generation)
+
+
+def _build_llama_shaped(
+    folder: Path,
+    config_class: Any,
+    model_class: Any,
+    sizes: dict[str, int] | None,
+    generation: dict[str, Any],
+) -> Path:
+    from transformers import GenerationConfig
 
     tokenizer = _tokenizer(LLAMA_SPECIALS, "<s>", "</s>")
     tokenizer.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(
+    config = config_class(
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
@@ -87,9 +106,19 @@ def build_llama(folder: Path, sizes: dict[str, int] | None = None, **generation:
         pad_token_id=0,
     )
     config.update(sizes or {})
-    model = _spread(LlamaForCausalLM(config).eval(), std=0.3, seed=3)
+    model = _spread(model_class(config).eval(), std=0.3, seed=3)
+    _spread_biases(model, std=0.3)  # Qwen2's start at zero, which would test nothing
     model.tie_weights()
     model.generation_config = GenerationConfig(
         bos_token_id=1, eos_token_id=2, pad_token_id=0, **generation
     )
     return _save(folder, model, tokenizer)
+
+
+def _spread_biases(model: Any, std: float) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("proj.bias"):
+                parameter.normal_(0.0, std)

@@ -45,7 +45,7 @@ def _tokenizer(specials: list[str], bos: str | None, eos: str) -> Any:
 
 
 def build_t5(
-    folder: Path, sizes: dict[str, int] | None = None, spread: float = 1.0, **generation: Any
+    folder: Path, sizes: dict[str, Any] | None = None, spread: float = 1.0, **generation: Any
 ) -> Path:
     """A T5; `sizes` overrides the tiny dimensions (d_model, num_layers, vocab_size, ...),
     `spread` the weights' standard deviation (keep it near d_model ** -0.5 for wide ones)."""

@@ -22,18 +22,20 @@ import tritonclient.grpc as grpcclient
 import yaml
 from google.protobuf import json_format
 
-from harness.tiny_causal import build_gpt2, build_llama, sentences
+from harness.tiny_causal import build_gpt2, build_llama, build_qwen2, sentences
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
 from tests.server_process import ROOT, ServerProcess
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports transformers
 
-MODELS = {"gpt2": build_gpt2, "llama": build_llama}
+# qwen2: Llama-shaped, with biases on the query, key and value projections.
+MODELS = {"gpt2": build_gpt2, "llama": build_llama, "qwen2": build_qwen2}
 PREFILL = 7  # --prefill-tokens: most prompts take several chunks
 PROMPTS = sentences(8, seed=11, min_words=2, max_words=40)  # mixed lengths, one batch
 NEW = 12
 INT8_MODEL = "gpt2-int8"
+LLAMA_FUSED = {"Attention": 2, "RMSNormalization": 5, "RotaryEmbedding": 4}
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +82,12 @@ class Reference:
     """transformers on the source folder: tokenizer(prompt) and generate()."""
 
     def __init__(self, source: Path) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(source))
+        # The folder's tokenizer.json as saved: transformers 5's AutoTokenizer builds Qwen2's
+        # own BPE for model_type qwen2, whatever tokenizer the folder holds (a real Qwen2
+        # folder holds that one; the tiny one here a word-level vocabulary).
+        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(str(source))
         self.model = AutoModelForCausalLM.from_pretrained(str(source)).eval()
 
     def generate(self, ids: list[int], **options: Any) -> list[int]:
@@ -107,12 +112,17 @@ def references(causal_sources: dict[str, Path]) -> dict[str, Reference]:
 
 
 def test_export_fuses_every_attention_and_records_the_model(causal_repository: Path) -> None:
-    for name, architecture in (("gpt2", "GPT2LMHeadModel"), ("llama", "LlamaForCausalLM")):
+    for name, architecture, fused in (
+        ("gpt2", "GPT2LMHeadModel", {"Attention": 2}),
+        # Every RMSNorm one op (two per layer and the last), every rotary one (query, key).
+        ("llama", "LlamaForCausalLM", LLAMA_FUSED),
+        ("qwen2", "Qwen2ForCausalLM", LLAMA_FUSED),
+    ):
         manifest = yaml.safe_load((causal_repository / name / "model.yaml").read_text())
         assert manifest["export_task"] == "text-generation"
         assert manifest["tasks"] == ["generate", "summarize"]
         assert manifest["architecture"] == architecture
-        assert manifest["fused_ops"] == {"Attention": 2} and manifest["fully_fused"]
+        assert manifest["fused_ops"] == fused and manifest["fully_fused"]
         assert manifest["unfused_ops"]["Softmax"] == 0
         parity = manifest["parity"]
         assert parity["passed"] and parity["max_abs_diff"] <= 1e-4
@@ -149,6 +159,10 @@ def test_the_graph_keeps_grouped_query_attention_grouped(causal_repository: Path
     ops = [node.op_type for node in graph.node]
     assert ops.count("Attention") == 2 and ops.count("TensorScatter") == 4
     assert "Expand" not in ops  # keys and values are not repeated per query head
+    # One matrix product for the query, key and value projections, one for the MLP's gate
+    # and up projections, one for its down projection, one for the attention output, per
+    # layer; and the LM head.
+    assert ops.count("MatMul") == 2 * 4 + 1
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -41,6 +41,9 @@ TEXTS = sentences(8, seed=7)  # 3 to 40 words: mixed lengths in one decoder batc
 # usual scale) for int8 to hold its 0.99 cosine, which the tiny models' 32 wide do not.
 INT8_MODEL = "small-t5-int8"
 SMALL_T5 = {"d_model": 128, "d_kv": 32, "d_ff": 512, "num_heads": 4}
+# Shaped as flan-t5 is (t5 v1.1): a gated-GELU feed-forward, the LM head its own matrix.
+FLAN_T5 = {"feed_forward_proj": "gated-gelu", "is_gated_act": True, "dense_act_fn": "gelu_new",
+           "tie_word_embeddings": False}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -139,6 +142,9 @@ def test_export_records_graphs_parity_and_generation(seq2seq_repository: Path) -
         assert manifest["fused_ops"]["decoder"]["Attention"] == 4
         assert manifest["unfused_ops"]["encoder"]["Softmax"] == 0
         assert manifest["unfused_ops"]["decoder"]["Softmax"] == 0
+        if manifest["model_type"] == "t5":  # every RMSNorm one op: per block, and the last
+            assert manifest["fused_ops"]["encoder"]["RMSNormalization"] == 2 * 2 + 1
+            assert manifest["fused_ops"]["decoder"]["RMSNormalization"] == 3 * 2 + 1
         # fp32 and int8 variants: int8 held to a 0.99 cosine, its greedy ids recorded; the
         # tiny models' 32-wide layers lose more than that to int8, and say so.
         assert manifest["variants"]["fp32"]["parity"] == parity
@@ -165,6 +171,28 @@ def test_export_records_graphs_parity_and_generation(seq2seq_repository: Path) -
     bart = yaml.safe_load((seq2seq_repository / "tiny-bart" / "model.yaml").read_text())
     assert bart["generation"]["no_repeat_ngram_size"] == 3
     assert bart["generation"]["forced_eos_token_id"] == 2
+
+
+def test_a_flan_shaped_t5_exports_at_parity(tmp_path: Path) -> None:
+    """The gated feed-forward (its two input projections one matrix product in the graph)
+    and the untied LM head (no output scaling) hold fp32 parity, greedy ids included."""
+    source = build_t5(tmp_path / "src", sizes=FLAN_T5)
+    done = subprocess.run(
+        [sys.executable, "-m", "export", str(source), "--task", "summarization",
+         "--out", str(tmp_path / "flan")],
+        cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifest = yaml.safe_load((tmp_path / "flan" / "model.yaml").read_text())
+    parity = manifest["parity"]
+    assert parity["passed"] and parity["greedy_identical"] == parity["sentences"]
+    assert max(parity["encoder_max_abs_diff"], parity["decoder_max_abs_diff"]) <= 1e-4
+    decoder = onnx.load(tmp_path / "flan" / "decoder_model.onnx")
+    ops = Counter(node.op_type for node in decoder.graph.node)
+    # Per layer: self-attention's merged projections and output, cross-attention's query and
+    # output, the merged gated input and the output of the feed-forward; and the LM head.
+    assert ops["MatMul"] == 2 * 6 + 1
 
 
 def check_int8(manifest: dict[str, Any], fp32_parity: dict[str, Any]) -> None:
