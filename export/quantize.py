@@ -1,9 +1,11 @@
 """Dynamic int8 quantization of a fused fp32 graph."""
 
 import logging
+import tempfile
 from pathlib import Path
 
 import onnx
+from onnx import numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from service.model_format import Quantization
@@ -48,25 +50,64 @@ def quantize_int8(
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(
-            fused,
-            out,
-            per_channel=True,
-            reduce_range=True,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=keep_fp32,
-            op_types_to_quantize=op_types,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-    finally:
-        root.setLevel(level)
+    with tempfile.TemporaryDirectory(prefix="attnserve-quantize-") as tmp:
+        folded = _with_weight_transposes_folded(fused, Path(tmp) / fused.name)
+        try:
+            _quantize(folded, out, keep_fp32, op_types)
+        finally:
+            root.setLevel(level)
     return Quantization(
         method="dynamic, reduce_range",
         weight_type="int8",
         per_channel=True,
         fp32_matmuls=len(keep_fp32),
     )
+
+
+def _quantize(fused: Path, out: Path, keep_fp32: list[str], op_types: list[str] | None) -> None:
+    quantize_dynamic(
+        fused,
+        out,
+        per_channel=True,
+        reduce_range=True,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=keep_fp32,
+        op_types_to_quantize=op_types,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+def _with_weight_transposes_folded(path: Path, out: Path) -> Path:
+    """`path` with each Transpose of a weight into a matrix product replaced by the transposed
+    weight (a copy, at `out`; `path` itself when there is none). A tied LM head reads the
+    embedding table through such a Transpose, and the quantizer leaves a MatMul whose weight
+    is not an initializer in fp32: the largest matrix of a generation step (154 MB of
+    bart-base's 353), read whole for every token."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    folded = []
+    for node in graph.node:
+        if node.op_type != "Transpose" or node.input[0] not in weights:
+            continue
+        if not all(r.op_type in ("MatMul", "Gemm") for r in readers.get(node.output[0], [])):
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        table = numpy_helper.to_array(weights[node.input[0]])
+        graph.initializer.append(
+            numpy_helper.from_array(table.transpose(perm).copy(), node.output[0])
+        )
+        folded.append(node)
+    if not folded:
+        return path
+    for node in folded:
+        graph.node.remove(node)
+    onnx.save(model, str(out))
+    return out
 
 
 def _matmuls_after_gelu(path: Path) -> list[str]:

@@ -206,6 +206,13 @@ def check_int8(manifest: dict[str, Any], fp32_parity: dict[str, Any]) -> None:
     assert int8["quantization"]["weight_type"] == "int8"
 
 
+def test_every_matrix_product_of_the_int8_decoder_step_is_int8(seq2seq_repository: Path) -> None:
+    """The tied LM head too (read through a Transpose of the embedding table, which the
+    quantizer would leave fp32), and the feed-forward's output projections."""
+    decoder = onnx.load(seq2seq_repository / INT8_MODEL / "decoder_model.int8.onnx")
+    assert not [node.name for node in decoder.graph.node if node.op_type in ("MatMul", "Gemm")]
+
+
 def test_the_int8_variant_is_served_with_its_cache_in_place(
     stub: pb_grpc.TextInferenceStub, seq2seq_server: ServerProcess
 ) -> None:
