@@ -175,9 +175,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"))
     parser.add_argument(
         "--only",
-        choices=["causal", "http"],
-        help="run this section alone, into the results already in --out (causal: same CPU "
-        "only; http names its own CPU in its section)",
+        choices=["causal", "seq2seq", "http"],
+        help="run this section alone, into the results already in --out (causal, seq2seq: "
+        "same CPU only; http names its own CPU in its section)",
     )
     args = parser.parse_args()
     if args.only:
@@ -246,6 +246,10 @@ def _one_section(section: str, out: Path) -> int:
     elif results["machine"]["cpu"] != cpu_name():
         log(f"--only: {out_json} was measured on {results['machine']['cpu']}, not this CPU")
         return 2
+    elif section == "seq2seq":
+        from bench.seq2seq import seq2seq_section
+
+        seq2seq_section(results, THREADS, log)
     else:
         from bench.causal import causal_section
 

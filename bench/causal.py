@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from bench import causal_models, causal_peers
+from bench import causal_models, causal_peers, ceiling
+from bench.paired import paired_rounds
 from service import model_format
 from service.causal.batch import PREFILL_TOKENS, CausalBatch
 from service.causal.graphs import CausalGraphs
@@ -55,9 +56,11 @@ def causal_section(
 ) -> None:
     """Fill results["causal"]: {"new_tokens", "threads", "concurrent", "seconds", "models"}."""
     started = time.perf_counter()
+    bandwidth = ceiling.matmul_bandwidth(threads)
+    log(f"causal: batch-1 MatMul streams {bandwidth / 1e9:.1f} GB/s on {threads} threads")
     models = {}
     for key, (name, build) in SHAPES.items():
-        models[key] = _model_figures(key, name, build, threads, log, new_tokens)
+        models[key] = _model_figures(key, name, build, threads, log, new_tokens, bandwidth)
         log(f"causal {key}: {models[key]}")
     results["causal"] = {
         "new_tokens": new_tokens,
@@ -76,6 +79,7 @@ def _model_figures(
     threads: int,
     log: Callable[[str], None],
     new_tokens: int,
+    bandwidth: float,
 ) -> dict[str, Any]:
     from export.cli import main as export_main
 
@@ -87,6 +91,9 @@ def _model_figures(
             raise RuntimeError(f"causal bench: export of the {name} failed")
         manifest = model_format.read(root / key)
         assert manifest.causal is not None
+        fp32 = manifest.running("fp32").causal
+        assert fp32 is not None
+        bound = ceiling.fp32_ceiling(root / key / fp32.decoder_file, bandwidth)
         tokenizer = TextTokenizer(
             root / key / manifest.tokenizer_file, manifest.causal.context_window
         )
@@ -106,8 +113,25 @@ def _model_figures(
         log(f"causal {key}: CTranslate2 (side venv) and transformers generate()")
         ct2 = causal_peers.ctranslate2_generate(source, root, prompts, new_tokens, threads)
         generate = causal_peers.generate_baseline(source, prompts, new_tokens, threads)
+        log(f"causal {key}: attnserve fp32 and CTranslate2 fp32 one at a time, paired rounds")
+        graphs = CausalGraphs(
+            f"bench-{key}", root / key, fp32, Route("fp32", ("cpu",), ()), threads
+        )
+
+        def ours() -> float:
+            figures = asyncio.run(_measure(key, graphs, fp32, ids, new_tokens, alone_only=True))
+            return float(figures["one_at_a_time_tokens_per_s"])
+
+        def theirs() -> float:
+            return causal_peers.ctranslate2_one_at_a_time(
+                source, root, prompts, new_tokens, threads
+            )
+
+        paired = paired_rounds(ours, theirs, threads)
     return {
         "model": name,
+        "fp32_ceiling": bound,
+        "paired_one_at_a_time": paired,
         "prompt_tokens": [len(i) for i in ids],
         "attnserve": attnserve,
         "ctranslate2": ct2,
@@ -131,8 +155,14 @@ def _settings(spec: CausalSpec, new_tokens: int, prompt: int) -> SearchSettings:
 
 
 async def _measure(
-    key: str, graphs: CausalGraphs, spec: CausalSpec, prompts: list[np.ndarray], new_tokens: int
+    key: str,
+    graphs: CausalGraphs,
+    spec: CausalSpec,
+    prompts: list[np.ndarray],
+    new_tokens: int,
+    alone_only: bool = False,
 ) -> dict[str, Any]:
+    """Every figure of one variant, or (`alone_only`, a paired round) one at a time only."""
     metrics = Metrics()
     batcher = ContinuousBatcher(
         f"bench-{key}", lambda: CausalBatch(graphs, PREFILL_TOKENS), 64, 256, metrics
@@ -158,12 +188,16 @@ async def _measure(
 
     for prompt in prompts[:2]:  # warm-up: alone, then the 16 at once
         await run([prompt])
+    tokens = new_tokens * len(prompts)
+    if alone_only:
+        alone = [await run([p]) for p in prompts]
+        await batcher.close()
+        return {"one_at_a_time_tokens_per_s": tokens / sum(s for s, _ in alone)}
     await run(prompts)
     together, loaded_ttft = await run(prompts)
     alone = [await run([p]) for p in prompts]
     stall = await _stall(one, prompts, spec)
     await batcher.close()
-    tokens = new_tokens * len(prompts)
     return {
         "one_at_a_time_tokens_per_s": tokens / sum(s for s, _ in alone),
         "concurrent_16_tokens_per_s": tokens / together,

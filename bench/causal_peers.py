@@ -116,19 +116,25 @@ def ctranslate2_generate(
     request = {"models": {k: str(v) for k, v in models.items()}, "prompts": prompts,
                "tokenizer": str(source / "tokenizer.json"), "new_tokens": new_tokens,
                "threads": threads, "check": check}  # fmt: skip
-    done = subprocess.run(
-        [str(ctranslate2_peer._python()), str(ROOT / "bench" / "ct2_generate_run.py")],
-        input=json.dumps(request), capture_output=True, text=True,
-    )  # fmt: skip
-    if done.returncode:
-        raise RuntimeError(f"bench/ct2_generate_run.py failed on {source}:\n{done.stderr}")
-    figures: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    figures: dict[str, dict[str, float]] = ctranslate2_peer.run_side("ct2_generate_run.py", request)
     with np.load(logits_path) as logits:
         for kind in figures:
             figures[kind]["logits_max_abs_diff"] = float(np.abs(logits[kind] - reference).max())
     if figures["fp32"]["logits_max_abs_diff"] > LOGITS_TOLERANCE:
         raise RuntimeError(f"CTranslate2's fp32 logits differ from PyTorch's: {figures}")
     return figures
+
+
+def ctranslate2_one_at_a_time(
+    source: Path, work: Path, prompts: list[str], new_tokens: int, threads: int
+) -> float:
+    """CTranslate2 fp32's tokens/s, the prompts one at a time, on the model
+    `ctranslate2_generate` converted into `work` (a paired round of bench/paired.py)."""
+    request = {"models": {"fp32": str(work / "ct2-fp32")}, "prompts": prompts,
+               "tokenizer": str(source / "tokenizer.json"), "new_tokens": new_tokens,
+               "threads": threads, "one_at_a_time_only": True}  # fmt: skip
+    figures = ctranslate2_peer.run_side("ct2_generate_run.py", request)
+    return float(figures["fp32"]["one_at_a_time_tokens_per_s"])
 
 
 def generate_baseline(

@@ -59,6 +59,12 @@ def main() -> None:
             )
         return seconds, [first[i] for i in range(len(batch))]
 
+    alone_only = request.get("one_at_a_time_only", False)
+
+    def alone(engine: Any) -> float:
+        """Seconds for every request, one at a time."""
+        return sum(run(engine, [one])[0] for one in prompts)
+
     figures = {}
     check = request.get("check")
     logits = {}
@@ -71,6 +77,9 @@ def main() -> None:
             logits[kind] = np.array(generator.forward_batch([check["tokens"]]))[0]
         for prompt in prompts[:2]:  # warm-up, as bench/ct2_run.py's
             run(generator, [prompt])
+        if alone_only:  # a paired round (bench/paired.py): one at a time, nothing else
+            figures[kind] = {"one_at_a_time_tokens_per_s": n * len(prompts) / alone(generator)}
+            continue
         run(generator, prompts)
         apart, alone_ttft = 0.0, []
         for prompt in prompts:

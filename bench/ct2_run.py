@@ -40,6 +40,12 @@ def main() -> None:
             raise SystemExit(f"CTranslate2 made {lengths} tokens, not {n} each (streamed {first})")
         return seconds, list(first.values())
 
+    alone_only = request.get("one_at_a_time_only", False)
+
+    def alone(engine: Any) -> float:
+        """Seconds for every request, one at a time."""
+        return sum(run(engine, [one])[0] for one in sources)
+
     figures = {}
     for kind, path in request["models"].items():
         translator = ctranslate2.Translator(
@@ -48,6 +54,9 @@ def main() -> None:
         )  # fmt: skip
         for source in sources[:2]:  # warm-up, as bench/seq2seq.py's
             run(translator, [source])
+        if alone_only:  # a paired round (bench/paired.py): one at a time, nothing else
+            figures[kind] = {"one_at_a_time_tokens_per_s": n * len(sources) / alone(translator)}
+            continue
         run(translator, sources)
         apart, alone_ttft = 0.0, []
         for source in sources:

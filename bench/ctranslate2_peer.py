@@ -122,10 +122,27 @@ def measure(
     request = {"models": {k: str(v) for k, v in models.items()}, "texts": texts,
                "tokenizer": str(source / "tokenizer.json"), "new_tokens": new_tokens,
                "threads": threads}  # fmt: skip
+    return run_side("ct2_run.py", request)
+
+
+def one_at_a_time(
+    source: Path, work: Path, texts: list[str], new_tokens: int, threads: int
+) -> float:
+    """CTranslate2 fp32's tokens/s, the texts one at a time, on the model `measure` converted
+    into `work` (a paired round of bench/paired.py)."""
+    request = {"models": {"fp32": str(work / "ct2-fp32")}, "texts": texts,
+               "tokenizer": str(source / "tokenizer.json"), "new_tokens": new_tokens,
+               "threads": threads, "one_at_a_time_only": True}  # fmt: skip
+    return float(run_side("ct2_run.py", request)["fp32"]["one_at_a_time_tokens_per_s"])
+
+
+def run_side(script: str, request: dict[str, Any]) -> Any:
+    """bench/`script` in the side venv: `request` as JSON on stdin, its last line of stdout
+    as JSON back."""
     done = subprocess.run(
-        [str(_python()), str(ROOT / "bench" / "ct2_run.py")],
+        [str(_python()), str(ROOT / "bench" / script)],
         input=json.dumps(request), capture_output=True, text=True,
     )  # fmt: skip
     if done.returncode:
-        raise RuntimeError(f"bench/ct2_run.py failed on {source}:\n{done.stderr}")
+        raise RuntimeError(f"bench/{script} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])

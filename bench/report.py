@@ -270,7 +270,59 @@ def _seq2seq_lines(s2s: dict[str, Any] | None) -> list[str]:
                 f"| {k} | {name.format(fastest=fastest)} | {values[key]:.2f}x | ≥ {target:.1f}x "
                 f"| {verdict} |"
             )
-    return lines
+    target = SEQ2SEQ_GOALS[0][2]
+    ct2 = ("CTranslate2 fp32", ("paired_one_at_a_time", "peer_median"), target)
+    return lines + _ceiling_lines(models, [ct2])
+
+
+def _ceiling_lines(
+    models: dict[str, Any], goals: list[tuple[str, tuple[str, ...], float]]
+) -> list[str]:
+    """Why a one-request fp32 goal can or cannot be met here: each model's bound from the
+    batch-1 MatMul bandwidth of its paired rounds and its step's fp32 weight bytes
+    (bench/ceiling.py, bench/paired.py), against what the goals need and what each system
+    reaches. `goals`: (peer name, path to its figure, target ratio)."""
+    bounded = {k: m for k, m in models.items() if "paired_one_at_a_time" in m}
+    if not bounded:
+        return []
+
+    def figure(m: dict[str, Any], path: tuple[str, ...]) -> float:
+        found: Any = m
+        for key in path:
+            found = found[key]
+        return float(found)
+
+    parts = []
+    for k, m in bounded.items():
+        paired = m["paired_one_at_a_time"]
+        bandwidth = paired["bandwidth_median"]
+        bound = bandwidth / m["fp32_ceiling"]["weight_bytes"]
+        needs = "; ".join(
+            f"{target:.1f}x {peer} ({figure(m, path):.0f}) needs {target * figure(m, path):.0f}"
+            f" = {100 * target * figure(m, path) / bound:.0f}% of it, {peer} reaches "
+            f"{100 * figure(m, path) / bound:.0f}%"
+            for peer, path, target in goals
+        )
+        parts.append(
+            f"{k}: {m['fp32_ceiling']['weight_bytes'] / 1e6:.0f} MB per step at "
+            f"{bandwidth / 1e9:.1f} GB/s (median of its rounds, which spanned "
+            + "–".join(f"{r['bandwidth_bytes_per_s'] / 1e9:.0f}" for r in paired["rounds"])
+            + f" GB/s), at most {bound:.0f} tokens/s; attnserve fp32 reaches "
+            f"{100 * paired['attnserve_median'] / bound:.0f}%; " + needs
+        )
+    return [
+        "",
+        "One request in fp32 is bound by memory, not arithmetic (`bench/ceiling.py`): each "
+        "step reads every fp32 weight of its matrix products once, so no engine generates one "
+        "request's tokens faster than the bandwidth of a batch-1 MatMul over those bytes (a "
+        "model not much larger than the last-level cache steps a little faster, from what "
+        "stays cached); the figures include each request's prefill as well. attnserve and "
+        "CTranslate2 one at a time are the medians of "
+        f"{len(next(iter(bounded.values()))['paired_one_at_a_time']['rounds'])} paired rounds "
+        "(`bench/paired.py`: the probe, attnserve, CTranslate2, back to back; the bandwidth "
+        "moves between minutes on this machine), and the goal's ratio is the median of the "
+        "rounds' ratios. " + ". ".join(parts) + ".",
+    ]
 
 
 def _causal_lines(c: dict[str, Any] | None) -> list[str]:
@@ -347,7 +399,12 @@ def _causal_lines(c: dict[str, Any] | None) -> list[str]:
         for key, name, target in CAUSAL_GOALS:
             verdict = "met" if values[key] >= target else "**not met**"
             lines.append(f"| {k} | {name} | {values[key]:.2f}x | ≥ {target:.1f}x | {verdict} |")
-    return lines
+    targets = {key: target for key, _, target in CAUSAL_GOALS}
+    peers = [
+        ("CTranslate2 fp32", ("paired_one_at_a_time", "peer_median"), targets["one_vs_ct2_fp32"]),
+        ("generate()", ("generate", "one_at_a_time_tokens_per_s"), targets["one_vs_generate"]),
+    ]  # fmt: skip
+    return lines + _ceiling_lines(models, peers)
 
 
 def _explain_lines(e: dict[str, Any] | None) -> list[str]:

@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from bench import ctranslate2_peer
+from bench import ceiling, ctranslate2_peer
+from bench.paired import paired_rounds
 from service import model_format
 from service.metrics import CACHE_COPY_REASONS, Metrics
 from service.runtime.precision import Route
@@ -95,9 +96,11 @@ def seq2seq_section(
     """Fill results["seq2seq"] with tokens/s and TTFT figures per model (see the module
     docstring): {"new_tokens", "threads", "seconds", "models": {"t5": ..., "bart": ...}}."""
     started = time.perf_counter()
+    bandwidth = ceiling.matmul_bandwidth(threads)
+    log(f"seq2seq: batch-1 MatMul streams {bandwidth / 1e9:.1f} GB/s on {threads} threads")
     models = {}
     for key, shape in SHAPES.items():
-        models[key] = _model_figures(key, shape, threads, log, new_tokens)
+        models[key] = _model_figures(key, shape, threads, log, new_tokens, bandwidth)
         log(f"seq2seq {key}: {models[key]}")
     results["seq2seq"] = {
         "new_tokens": new_tokens,
@@ -109,7 +112,12 @@ def seq2seq_section(
 
 
 def _model_figures(
-    key: str, shape: Shape, threads: int, log: Callable[[str], None], new_tokens: int
+    key: str,
+    shape: Shape,
+    threads: int,
+    log: Callable[[str], None],
+    new_tokens: int,
+    bandwidth: float,
 ) -> dict[str, Any]:
     from export.cli import main as export_main
     from harness import tiny_seq2seq
@@ -123,6 +131,9 @@ def _model_figures(
         if export_main([str(source), "--task", "summarization", "--out", str(root / key)]):
             raise RuntimeError(f"seq2seq bench: export of the {shape.name} failed")
         manifest = model_format.read(root / key)
+        fp32 = manifest.running("fp32").seq2seq
+        assert fp32 is not None
+        bound = ceiling.fp32_ceiling(root / key / fp32.decoder_file, bandwidth)
         tokenizer = TextTokenizer(
             root / key / manifest.tokenizer_file, manifest.max_sequence_length
         )
@@ -143,8 +154,23 @@ def _model_figures(
         log(f"seq2seq {key}: CTranslate2 (side venv build/ct2-venv) and transformers generate()")
         ct2 = ctranslate2_peer.measure(source, root, texts, new_tokens, threads)
         generate = _generate_rates(source, texts, new_tokens, threads)
+        log(f"seq2seq {key}: attnserve fp32 and CTranslate2 fp32 one at a time, paired rounds")
+        graphs = Seq2SeqGraphs(
+            f"bench-{key}", root / key, fp32, Route("fp32", ("cpu",), ()), threads
+        )
+
+        def ours() -> float:
+            figures = asyncio.run(_measure(key, graphs, fp32, sources, new_tokens, alone_only=True))
+            return float(figures["sequential_16_tokens_per_s"])
+
+        def theirs() -> float:
+            return ctranslate2_peer.one_at_a_time(source, root, texts, new_tokens, threads)
+
+        paired = paired_rounds(ours, theirs, threads)
     return {
         "model": shape.name,
+        "fp32_ceiling": bound,
+        "paired_one_at_a_time": paired,
         "attnserve": attnserve,
         "skipped_variants": skipped,
         "ctranslate2": ct2,
@@ -243,7 +269,9 @@ async def _measure(
     spec: Seq2SeqSpec,
     sources: list[np.ndarray],
     new_tokens: int,
+    alone_only: bool = False,
 ) -> dict[str, Any]:
+    """Every figure of one variant, or (`alone_only`, a paired round) one at a time only."""
     settings = SearchSettings(
         decoder_start_token_id=spec.decoder_start_token_id,
         eos_token_ids=spec.eos_token_ids,
@@ -291,6 +319,11 @@ async def _measure(
 
     for source in sources[:2]:  # warm-up: alone, then the 16 at once (the pools' peak)
         await run([source])
+    tokens = new_tokens * len(sources)
+    if alone_only:
+        alone = [await run([source]) for source in sources]
+        await batcher.close()
+        return {"sequential_16_tokens_per_s": tokens / sum(s for s, _ in alone)}
     await run(sources)
     one_seconds, one_ttft = await run(sources[:1])
     before = copied()
@@ -300,7 +333,6 @@ async def _measure(
     steps = _steps(metrics, f"bench-{key}") - steps_before
     alone = [await run([source]) for source in sources]
     await batcher.close()
-    tokens = new_tokens * len(sources)
     figures: dict[str, Any] = {
         "single_tokens_per_s": new_tokens / one_seconds,
         "concurrent_16_tokens_per_s": tokens / together,
