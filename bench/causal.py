@@ -56,11 +56,9 @@ def causal_section(
 ) -> None:
     """Fill results["causal"]: {"new_tokens", "threads", "concurrent", "seconds", "models"}."""
     started = time.perf_counter()
-    bandwidth = ceiling.matmul_bandwidth(threads)
-    log(f"causal: batch-1 MatMul streams {bandwidth / 1e9:.1f} GB/s on {threads} threads")
     models = {}
     for key, (name, build) in SHAPES.items():
-        models[key] = _model_figures(key, name, build, threads, log, new_tokens, bandwidth)
+        models[key] = _model_figures(key, name, build, threads, log, new_tokens)
         log(f"causal {key}: {models[key]}")
     results["causal"] = {
         "new_tokens": new_tokens,
@@ -79,7 +77,6 @@ def _model_figures(
     threads: int,
     log: Callable[[str], None],
     new_tokens: int,
-    bandwidth: float,
 ) -> dict[str, Any]:
     from export.cli import main as export_main
 
@@ -93,7 +90,7 @@ def _model_figures(
         assert manifest.causal is not None
         fp32 = manifest.running("fp32").causal
         assert fp32 is not None
-        bound = ceiling.fp32_ceiling(root / key / fp32.decoder_file, bandwidth)
+        weight_bytes = ceiling.step_weight_bytes(root / key / fp32.decoder_file)
         tokenizer = TextTokenizer(
             root / key / manifest.tokenizer_file, manifest.causal.context_window
         )
@@ -130,7 +127,7 @@ def _model_figures(
         paired = paired_rounds(ours, theirs, threads)
     return {
         "model": name,
-        "fp32_ceiling": bound,
+        "fp32_ceiling": {"weight_bytes": weight_bytes},
         "paired_one_at_a_time": paired,
         "prompt_tokens": [len(i) for i in ids],
         "attnserve": attnserve,

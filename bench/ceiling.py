@@ -20,7 +20,6 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -93,13 +92,3 @@ def step_weight_bytes(graph: Path) -> int:
         for name in read
         if initializers[name].data_type == TensorProto.FLOAT
     )
-
-
-def fp32_ceiling(graph: Path, bandwidth: float) -> dict[str, Any]:
-    """The bound for one model: its step's weight bytes and the tokens/s they allow."""
-    weight_bytes = step_weight_bytes(graph)
-    return {
-        "weight_bytes": weight_bytes,
-        "bandwidth_bytes_per_s": bandwidth,
-        "tokens_per_s": bandwidth / weight_bytes,
-    }

@@ -96,11 +96,9 @@ def seq2seq_section(
     """Fill results["seq2seq"] with tokens/s and TTFT figures per model (see the module
     docstring): {"new_tokens", "threads", "seconds", "models": {"t5": ..., "bart": ...}}."""
     started = time.perf_counter()
-    bandwidth = ceiling.matmul_bandwidth(threads)
-    log(f"seq2seq: batch-1 MatMul streams {bandwidth / 1e9:.1f} GB/s on {threads} threads")
     models = {}
     for key, shape in SHAPES.items():
-        models[key] = _model_figures(key, shape, threads, log, new_tokens, bandwidth)
+        models[key] = _model_figures(key, shape, threads, log, new_tokens)
         log(f"seq2seq {key}: {models[key]}")
     results["seq2seq"] = {
         "new_tokens": new_tokens,
@@ -117,7 +115,6 @@ def _model_figures(
     threads: int,
     log: Callable[[str], None],
     new_tokens: int,
-    bandwidth: float,
 ) -> dict[str, Any]:
     from export.cli import main as export_main
     from harness import tiny_seq2seq
@@ -133,7 +130,7 @@ def _model_figures(
         manifest = model_format.read(root / key)
         fp32 = manifest.running("fp32").seq2seq
         assert fp32 is not None
-        bound = ceiling.fp32_ceiling(root / key / fp32.decoder_file, bandwidth)
+        weight_bytes = ceiling.step_weight_bytes(root / key / fp32.decoder_file)
         tokenizer = TextTokenizer(
             root / key / manifest.tokenizer_file, manifest.max_sequence_length
         )
@@ -169,7 +166,7 @@ def _model_figures(
         paired = paired_rounds(ours, theirs, threads)
     return {
         "model": shape.name,
-        "fp32_ceiling": bound,
+        "fp32_ceiling": {"weight_bytes": weight_bytes},
         "paired_one_at_a_time": paired,
         "attnserve": attnserve,
         "skipped_variants": skipped,

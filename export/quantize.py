@@ -50,12 +50,12 @@ def quantize_int8(
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="attnserve-quantize-") as tmp:
-        folded = _with_weight_transposes_folded(fused, Path(tmp) / fused.name)
-        try:
+    try:
+        with tempfile.TemporaryDirectory(prefix="attnserve-quantize-") as tmp:
+            folded = _with_weight_transposes_folded(fused, Path(tmp) / fused.name)
             _quantize(folded, out, keep_fp32, op_types)
-        finally:
-            root.setLevel(level)
+    finally:
+        root.setLevel(level)
     return Quantization(
         method="dynamic, reduce_range",
         weight_type="int8",
