@@ -8,7 +8,8 @@ gRPC. EOS is never chosen (min_length past the end), so every request makes exac
 `new_tokens` tokens. Beside it, CTranslate2 (fp32 and int8, side venv) and transformers'
 generate() on the same folder and prompts (bench/causal_peers.py).
 
-- one request at a time: the 16 prompts (mixed lengths) one after another;
+- one request at a time: the 16 prompts (mixed lengths) one after another; fp32 as the
+  server runs it, with its int8 variant drafting speculative rounds (and without, beside);
 - 16 concurrent: the 16 sent at once through the batcher (prefill and decode together);
 - TTFT: from `batcher.generate` to the first token, alone and under the 16;
 - the prefill stall: 8 sequences decoding, then a prompt of STALL_PROMPT tokens joins; the
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from bench import causal_models, causal_peers, ceiling
+from bench.drafts import draft_share
 from bench.paired import paired_rounds
 from service import model_format
 from service.causal.batch import PREFILL_TOKENS, CausalBatch
@@ -39,6 +41,7 @@ from service.model_format import CausalSpec
 from service.runtime.precision import Route
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.search import Greedy, SearchSettings
+from service.seq2seq.speculation import Speculator
 from service.tasks.tokenizer import TextTokenizer
 
 CONCURRENT = 16
@@ -105,8 +108,15 @@ def _model_figures(
             assert spec is not None
             route = Route(precision, ("cpu",), ())
             graphs = CausalGraphs(f"bench-{key}", root / key, spec, route, threads)
-            attnserve[precision] = asyncio.run(_measure(key, graphs, spec, ids, new_tokens))
-            del graphs
+            drafts = (
+                _speculator(manifest, root / key, key, threads) if precision == "fp32" else None
+            )
+            figures = asyncio.run(_measure(key, graphs, spec, ids, new_tokens, drafts))
+            if drafts is not None:  # the same, one at a time without drafts
+                plain = asyncio.run(_measure(key, graphs, spec, ids, new_tokens, alone_only=True))
+                figures["one_at_a_time_no_draft_tokens_per_s"] = plain["one_at_a_time_tokens_per_s"]
+            attnserve[precision] = figures
+            del graphs, drafts
         log(f"causal {key}: CTranslate2 (side venv) and transformers generate()")
         ct2 = causal_peers.ctranslate2_generate(source, root, prompts, new_tokens, threads)
         generate = causal_peers.generate_baseline(source, prompts, new_tokens, threads)
@@ -114,9 +124,12 @@ def _model_figures(
         graphs = CausalGraphs(
             f"bench-{key}", root / key, fp32, Route("fp32", ("cpu",), ()), threads
         )
+        drafts = _speculator(manifest, root / key, key, threads)
 
         def ours() -> float:
-            figures = asyncio.run(_measure(key, graphs, fp32, ids, new_tokens, alone_only=True))
+            figures = asyncio.run(
+                _measure(key, graphs, fp32, ids, new_tokens, drafts, alone_only=True)
+            )
             return float(figures["one_at_a_time_tokens_per_s"])
 
         def theirs() -> float:
@@ -134,6 +147,18 @@ def _model_figures(
         "ctranslate2": ct2,
         "generate": generate,
     }
+
+
+def _speculator(
+    manifest: model_format.Manifest, folder: Path, key: str, threads: int
+) -> Speculator | None:
+    """The int8 variant as the draft of speculative rounds, as the server loads it."""
+    if "int8" not in manifest.variants:
+        return None
+    spec = manifest.running("int8").causal
+    assert spec is not None
+    route = Route("int8", ("cpu",), ())
+    return Speculator(CausalGraphs(f"bench-{key}.draft", folder, spec, route, threads))
 
 
 def _settings(spec: CausalSpec, new_tokens: int, prompt: int) -> SearchSettings:
@@ -157,12 +182,14 @@ async def _measure(
     spec: CausalSpec,
     prompts: list[np.ndarray],
     new_tokens: int,
+    drafts: Speculator | None = None,
     alone_only: bool = False,
 ) -> dict[str, Any]:
-    """Every figure of one variant, or (`alone_only`, a paired round) one at a time only."""
+    """Every figure of one variant, or (`alone_only`, a paired round) one at a time only;
+    `drafts`: speculative rounds for a request alone, as the server runs fp32."""
     metrics = Metrics()
     batcher = ContinuousBatcher(
-        f"bench-{key}", lambda: CausalBatch(graphs, PREFILL_TOKENS), 64, 256, metrics
+        f"bench-{key}", lambda: CausalBatch(graphs, PREFILL_TOKENS, drafts), 64, 256, metrics
     )
 
     async def one(
@@ -197,6 +224,7 @@ async def _measure(
     await batcher.close()
     return {
         "one_at_a_time_tokens_per_s": tokens / sum(s for s, _ in alone),
+        **draft_share(metrics, f"bench-{key}"),
         "concurrent_16_tokens_per_s": tokens / together,
         "one_at_a_time_ttft_ms": 1e3 * statistics.median(t[0] for _, t in alone),
         "concurrent_16_ttft_ms": 1e3 * statistics.median(loaded_ttft),

@@ -272,7 +272,34 @@ def _seq2seq_lines(s2s: dict[str, Any] | None) -> list[str]:
             )
     target = SEQ2SEQ_GOALS[0][2]
     ct2 = ("CTranslate2 fp32", ("paired_one_at_a_time", "peer_median"), target)
-    return lines + _ceiling_lines(models, [ct2])
+    drafts = _draft_lines(models, "sequential_16")
+    return lines + drafts + _ceiling_lines(models, [ct2])
+
+
+def _draft_lines(models: dict[str, Any], alone: str) -> list[str]:
+    """fp32 one at a time with speculative rounds (the int8 variant drafting, as the server
+    runs it) against the same without, and the share of drafted tokens taken."""
+    parts = [
+        f"{k}: {a[f'{alone}_tokens_per_s']:.0f} tokens/s with drafts, "
+        f"{a[f'{alone}_no_draft_tokens_per_s']:.0f} without "
+        f"({a[f'{alone}_tokens_per_s'] / a[f'{alone}_no_draft_tokens_per_s']:.2f}x), "
+        f"{100 * a['draft_accepted_share']:.0f}% of drafted tokens taken"
+        for k, m in models.items()
+        for a in [m["attnserve"].get("fp32", {})]
+        if f"{alone}_no_draft_tokens_per_s" in a and "draft_accepted_share" in a
+    ]
+    if not parts:
+        return []
+    return [
+        "",
+        "Speculative rounds (fp32, a request alone; service/seq2seq/speculation.py): the int8 "
+        "variant drafts, one fp32 call checks the drafts, the tokens are fp32 greedy's. "
+        "The fp32 rows above are with them, as the server runs; without: "
+        + "; ".join(parts)
+        + ". A random model's greedy output repeats itself, which the int8 draft predicts "
+        "well: on a real checkpoint the share taken, and the gain, depend on how often int8 "
+        "and fp32 agree on the next token.",
+    ]
 
 
 def _ceiling_lines(
@@ -314,9 +341,10 @@ def _ceiling_lines(
         "",
         "One request in fp32 is bound by memory, not arithmetic (`bench/ceiling.py`): each "
         "step reads every fp32 weight of its matrix products once, so no engine generates one "
-        "request's tokens faster than the bandwidth of a batch-1 MatMul over those bytes (a "
-        "model not much larger than the last-level cache steps a little faster, from what "
-        "stays cached); the figures include each request's prefill as well. attnserve and "
+        "request's tokens one step at a time faster than the bandwidth of a batch-1 MatMul "
+        "over those bytes (a model not much larger than the last-level cache steps a little "
+        "faster, from what stays cached); speculative rounds pass it by taking several tokens "
+        "per read of the weights. The figures include each request's prefill. attnserve and "
         "CTranslate2 one at a time are the medians of "
         f"{len(next(iter(bounded.values()))['paired_one_at_a_time']['rounds'])} paired rounds "
         "(`bench/paired.py`: the probe, attnserve, CTranslate2, back to back; the bandwidth "
@@ -404,7 +432,7 @@ def _causal_lines(c: dict[str, Any] | None) -> list[str]:
         ("CTranslate2 fp32", ("paired_one_at_a_time", "peer_median"), targets["one_vs_ct2_fp32"]),
         ("generate()", ("generate", "one_at_a_time_tokens_per_s"), targets["one_vs_generate"]),
     ]  # fmt: skip
-    return lines + _ceiling_lines(models, peers)
+    return lines + _draft_lines(models, "one_at_a_time") + _ceiling_lines(models, peers)
 
 
 def _explain_lines(e: dict[str, Any] | None) -> list[str]:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from bench import ceiling, ctranslate2_peer
+from bench.drafts import draft_share
 from bench.paired import paired_rounds
 from service import model_format
 from service.metrics import CACHE_COPY_REASONS, Metrics
@@ -42,6 +43,7 @@ from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.graphs import Seq2SeqGraphs
 from service.seq2seq.search import Greedy, SearchSettings
 from service.seq2seq.spec import Seq2SeqSpec
+from service.seq2seq.speculation import Speculator
 from service.tasks.tokenizer import TextTokenizer
 
 T5_SMALL = {
@@ -146,8 +148,17 @@ def _model_figures(
             assert spec is not None
             route = Route(precision, ("cpu",), ())
             graphs = Seq2SeqGraphs(f"bench-{key}", root / key, spec, route, threads)
-            attnserve[precision] = asyncio.run(_measure(key, graphs, spec, sources, new_tokens))
-            del graphs  # its sessions' memory, before the peers load theirs
+            drafts = (
+                _speculator(manifest, root / key, key, threads) if precision == "fp32" else None
+            )
+            figures = asyncio.run(_measure(key, graphs, spec, sources, new_tokens, drafts))
+            if drafts is not None:  # the same, one at a time without drafts
+                plain = asyncio.run(
+                    _measure(key, graphs, spec, sources, new_tokens, alone_only=True)
+                )
+                figures["sequential_16_no_draft_tokens_per_s"] = plain["sequential_16_tokens_per_s"]
+            attnserve[precision] = figures
+            del graphs, drafts  # their sessions' memory, before the peers load theirs
         log(f"seq2seq {key}: CTranslate2 (side venv build/ct2-venv) and transformers generate()")
         ct2 = ctranslate2_peer.measure(source, root, texts, new_tokens, threads)
         generate = _generate_rates(source, texts, new_tokens, threads)
@@ -156,8 +167,12 @@ def _model_figures(
             f"bench-{key}", root / key, fp32, Route("fp32", ("cpu",), ()), threads
         )
 
+        drafts = _speculator(manifest, root / key, key, threads)
+
         def ours() -> float:
-            figures = asyncio.run(_measure(key, graphs, fp32, sources, new_tokens, alone_only=True))
+            figures = asyncio.run(
+                _measure(key, graphs, fp32, sources, new_tokens, drafts, alone_only=True)
+            )
             return float(figures["sequential_16_tokens_per_s"])
 
         def theirs() -> float:
@@ -173,6 +188,18 @@ def _model_figures(
         "ctranslate2": ct2,
         "generate": generate,
     }
+
+
+def _speculator(
+    manifest: model_format.Manifest, folder: Path, key: str, threads: int
+) -> Speculator | None:
+    """The int8 variant as the draft of speculative rounds, as the server loads it."""
+    if "int8" not in manifest.variants:
+        return None
+    spec = manifest.running("int8").seq2seq
+    assert spec is not None
+    route = Route("int8", ("cpu",), ())
+    return Speculator(Seq2SeqGraphs(f"bench-{key}.draft", folder, spec, route, threads))
 
 
 def _steps(metrics: Metrics, model: str) -> float:
@@ -266,9 +293,11 @@ async def _measure(
     spec: Seq2SeqSpec,
     sources: list[np.ndarray],
     new_tokens: int,
+    drafts: Speculator | None = None,
     alone_only: bool = False,
 ) -> dict[str, Any]:
-    """Every figure of one variant, or (`alone_only`, a paired round) one at a time only."""
+    """Every figure of one variant, or (`alone_only`, a paired round) one at a time only;
+    `drafts`: speculative rounds for a request alone, as the server runs fp32."""
     settings = SearchSettings(
         decoder_start_token_id=spec.decoder_start_token_id,
         eos_token_ids=spec.eos_token_ids,
@@ -282,7 +311,9 @@ async def _measure(
         forced_eos_token_id=None,
     )
     metrics = Metrics()
-    batcher = ContinuousBatcher(f"bench-{key}", lambda: DecoderBatch(graphs), 64, 256, metrics)
+    batcher = ContinuousBatcher(
+        f"bench-{key}", lambda: DecoderBatch(graphs, drafts), 64, 256, metrics
+    )
 
     def copied() -> dict[str, float]:
         """KV cache bytes the batcher moved so far, by reason (0 for a step without joins,
@@ -334,6 +365,7 @@ async def _measure(
         "single_tokens_per_s": new_tokens / one_seconds,
         "concurrent_16_tokens_per_s": tokens / together,
         "sequential_16_tokens_per_s": tokens / sum(s for s, _ in alone),
+        **draft_share(metrics, f"bench-{key}"),
         "single_ttft_ms": 1e3 * one_ttft[0],
         "concurrent_16_ttft_ms": _median_ms(loaded_ttft),
         "sequential_16_ttft_ms": _median_ms([t[0] for _, t in alone]),

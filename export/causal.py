@@ -3,12 +3,16 @@ wrap its step as one graph, export.
 
 The graph is what a continuous-batching loop with chunked prefill needs:
 
-- inputs: `input_ids` [batch, tokens] (a prompt chunk, or one token per row), `position_ids`
-  [batch, tokens] (each token's position, which is also its cache slot: a row's tokens are
-  consecutive, starting at its length so far), the cache `past.{i}.key` / `.value`
-  [batch, kv_heads, capacity, head_dim];
-- outputs: `logits` [batch, vocab] of each row's last token, and `present.{i}.key` /
-  `.value`: the same cache with the new tokens' keys and values written at their slots.
+- inputs: `input_ids` [batch, tokens] (a prompt chunk, one token per row, or a token and
+  the tokens drafted after it), `position_ids` [batch, tokens] (each token's position, which
+  is also its cache slot: a row's tokens are consecutive, starting at its length so far),
+  `logit_positions` [wanted] (which of the chunk's tokens' logits come out, the same for
+  every row: the last one when prefilling or decoding, every one when verifying drafted
+  tokens; the vocabulary projection is the step's largest matrix product, so it runs on
+  those only), the cache
+  `past.{i}.key` / `.value` [batch, kv_heads, capacity, head_dim];
+- outputs: `logits` [batch, wanted, vocab], and `present.{i}.key` / `.value`: the same cache
+  with the new tokens' keys and values written at their slots.
 
 As for the summarizers (export/seq2seq.py), each present is one ONNX `TensorScatter`
 (opset 24) on its past, run in place when the server binds one buffer as both. Query t of a
@@ -182,6 +186,11 @@ def _causal_mask(positions: torch.Tensor, capacity: int) -> torch.Tensor:
     return (blocked * _NEG)[:, None, :, :]
 
 
+def _wanted(hidden: torch.Tensor, logit_positions: torch.Tensor) -> torch.Tensor:
+    """The hidden states of the tokens whose logits are wanted: [batch, wanted, hidden]."""
+    return hidden.index_select(1, logit_positions)
+
+
 def _attend(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor, scale: float
 ) -> torch.Tensor:
@@ -207,7 +216,11 @@ class _GPT2Step(nn.Module):
         self.scale = self.head_dim**-0.5 if config.scale_attn_weights else 1.0
 
     def forward(
-        self, input_ids: torch.Tensor, position_ids: torch.Tensor, *past: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        logit_positions: torch.Tensor,
+        *past: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         t = self.transformer
         mask = _causal_mask(position_ids, past[0].shape[2])
@@ -225,8 +238,7 @@ class _GPT2Step(nn.Module):
             query = _heads(query, self.heads, self.head_dim)
             hidden = hidden + attention.c_proj(_attend(query, key, value, mask, self.scale))
             hidden = hidden + block.mlp(block.ln_2(hidden))
-        hidden = t.ln_f(hidden[:, -1:, :])  # only the last token's logits are wanted
-        return (self.lm_head(hidden)[:, 0, :], *presents)
+        return (self.lm_head(t.ln_f(_wanted(hidden, logit_positions))), *presents)
 
 
 class _LlamaLayer(nn.Module):
@@ -270,7 +282,11 @@ class _LlamaStep(nn.Module):
         self.scale = head_dim**-0.5
 
     def forward(
-        self, input_ids: torch.Tensor, position_ids: torch.Tensor, *past: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        logit_positions: torch.Tensor,
+        *past: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         mask = _causal_mask(position_ids, past[0].shape[2])
         start = position_ids[:, 0]
@@ -291,8 +307,8 @@ class _LlamaStep(nn.Module):
             attended = _attend(query, key, value, mask, self.scale)
             hidden = hidden + layer.o_proj(attended)
             hidden = hidden + layer.mlp(rms_norm(layer.post_attention_norm, hidden))
-        hidden = rms_norm(self.norm, hidden[:, -1:, :])
-        return (self.lm_head(hidden)[:, 0, :], *presents)
+        hidden = rms_norm(self.norm, _wanted(hidden, logit_positions))
+        return (self.lm_head(hidden), *presents)
 
 
 def dummy_feeds(model: Causal, batch: int, tokens: int, capacity: int) -> dict[str, Any]:
@@ -301,6 +317,8 @@ def dummy_feeds(model: Causal, batch: int, tokens: int, capacity: int) -> dict[s
     feeds: dict[str, Any] = {
         "input_ids": torch.arange(batch * tokens).reshape(batch, tokens) % model.vocab_size,
         "position_ids": starts[:, None] + torch.arange(tokens)[None, :],
+        # Not 1, nor the batch's or the chunk's size: the exporter keeps such a dim dynamic.
+        "logit_positions": torch.arange(1, tokens),
     }
     for name in cache_names(PAST, model.num_layers):
         feeds[name] = torch.randn(cache)
@@ -310,9 +328,9 @@ def dummy_feeds(model: Causal, batch: int, tokens: int, capacity: int) -> dict[s
 def export_onnx(model: Causal, path: Path) -> None:
     """The step by the dynamo exporter at OPSET: every attention one Attention node."""
     rows, tokens, capacities = Dim("batch"), Dim("tokens"), Dim("capacity")
-    shapes: list[Any] = [{0: rows, 1: tokens}, {0: rows, 1: tokens}]
+    shapes: list[Any] = [{0: rows, 1: tokens}, {0: rows, 1: tokens}, {0: Dim("wanted")}]
     caches = tuple({0: rows, 2: capacities} for _ in range(2 * model.num_layers))
-    feeds = dummy_feeds(model, batch=2, tokens=3, capacity=9)
+    feeds = dummy_feeds(model, batch=2, tokens=4, capacity=9)
     with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # the exporter's progress and torchvision notes
         torch.onnx.export(

@@ -2,9 +2,10 @@
 
 On real prompts tokenized as transformers' `tokenizer(prompt)` does (tokenizer.json, its own
 special tokens): each prompt goes into its own row of fixed-capacity cache buffers bound in
-place, in chunks of PREFILL_CHUNK tokens (one row per call, as the server prefills), then
+place, in chunks of PREFILL_CHUNK tokens (one row per call, as the server prefills; each
+chunk asks for every one of its tokens' logits, as verifying drafted tokens does), then
 every row takes STEPS greedy steps together, rows at different lengths in one call. Every
-chunk's and step's logits are compared with one teacher-forced transformers forward over
+token's and step's logits are compared with one teacher-forced transformers forward over
 the same tokens, and the greedy ids with `generate(do_sample=False)`, which must be
 identical for fp32.
 """
@@ -91,8 +92,11 @@ def _run(
     logits: list[dict[int, np.ndarray]] = [{} for _ in rows]
     last = np.zeros((len(rows), model.vocab_size), dtype=np.float32)
 
-    def step(ids: np.ndarray, positions: np.ndarray, views: dict[str, np.ndarray]) -> np.ndarray:
-        feeds = {"input_ids": ids, "position_ids": positions, **views}
+    def step(
+        ids: np.ndarray, positions: np.ndarray, wanted: np.ndarray, views: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        feeds = {"input_ids": ids, "position_ids": positions, "logit_positions": wanted}
+        feeds |= views
         into = dict(zip(present, views.values(), strict=True))  # written in place
         out = run_in_place(session, feeds, into, model.outputs)
         return out[model.outputs.index(LOGITS)]
@@ -102,16 +106,19 @@ def _run(
         for start in range(0, len(prompt), PREFILL_CHUNK):
             chunk = np.array([prompt[start : start + PREFILL_CHUNK]], dtype=np.int64)
             positions = np.arange(start, start + chunk.shape[1], dtype=np.int64)[None, :]
-            out = step(chunk, positions, views)
-            logits[r][start + chunk.shape[1] - 1] = out[0]
-            last[r] = out[0]
+            every = np.arange(chunk.shape[1], dtype=np.int64)
+            out = step(chunk, positions, every, views)
+            for offset in range(chunk.shape[1]):
+                logits[r][start + offset] = out[0, offset]
+            last[r] = out[0, -1]
     lengths = np.array([len(p) for p in rows], dtype=np.int64)
     tokens: list[list[int]] = [[] for _ in rows]
     for _ in range(STEPS):
         chosen = last.argmax(axis=-1)
         for r in range(len(rows)):
             tokens[r].append(int(chosen[r]))
-        last = step(chosen[:, None].astype(np.int64), lengths[:, None], caches)
+        only = np.zeros(1, dtype=np.int64)
+        last = step(chosen[:, None].astype(np.int64), lengths[:, None], only, caches)[:, 0]
         for r in range(len(rows)):
             logits[r][int(lengths[r])] = last[r]
         lengths += 1

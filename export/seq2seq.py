@@ -5,17 +5,21 @@ The two graphs are what a continuous-batching decoder loop needs:
 - encoder: `input_ids`, `attention_mask` [batch, source] → `last_hidden_state` and, for every
   decoder layer, the cross-attention keys and values `cross.{i}.key` / `cross.{i}.value`
   [batch, heads, source, d_kv]: computed once per request, never again per step.
-- decoder (one step): `input_ids` [batch, 1], `position_ids` [batch, 1] (each row's number of
-  decoder tokens before this one), `encoder_attention_mask` [batch, source], the
-  self-attention cache `past.{i}.key` / `.value` [batch, heads, capacity, d_kv] and the cross
-  keys and values → `logits` [batch, vocab] and `present.{i}.key` / `.value`, the same cache
-  with this token's key and value written at each row's position.
+- decoder (one step): `input_ids` [batch, tokens] (one new token per row when decoding, or a
+  token and the tokens drafted after it when verifying them), `position_ids` [batch, tokens]
+  (each token's position, which is also its cache slot: a row's tokens are consecutive,
+  starting at its number of decoder tokens so far), `encoder_attention_mask` [batch, source],
+  the self-attention cache `past.{i}.key` / `.value` [batch, heads, capacity, d_kv] and the
+  cross keys and values → `logits` [batch, tokens, vocab] (every new token's: there is no
+  prefill here, so tokens is small) and `present.{i}.key` / `.value`, the same cache with the
+  new tokens' keys and values written from each row's first position on.
 
 The cache has a fixed capacity per row and is written in place: each present comes from one
 ONNX `TensorScatter` (opset 24) on its past, which onnxruntime runs without copying when the
-server binds the same buffer as the past input and the present output. Slots past a row's
-position are masked, so rows of one batch may be at different steps, and nothing in the
-cache moves between steps. T5's relative bias is computed per row from its position; BART's
+server binds the same buffer as the past input and the present output. Query t of a row sees
+the slots up to its own position (causal among the new tokens, and the slots not written yet
+masked), so rows of one batch may be at different steps, and nothing in the cache moves
+between steps. T5's relative bias is computed per row and query from its position; BART's
 learned absolute positions come from `position_ids` too.
 
 The step is written here rather than traced through transformers' decoder, whose cache
@@ -234,29 +238,38 @@ def _additive_mask(mask: torch.Tensor) -> torch.Tensor:
     return blocked * torch.finfo(torch.float32).min
 
 
-def _write(cache: torch.Tensor, new: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """`cache` [batch, heads, capacity, d_kv] with `new` [batch, heads, 1, d_kv] written at each
-    row's position: ONNX TensorScatter in the graph, which the server runs in place."""
+def _cross_mask(mask: torch.Tensor, tokens: int) -> torch.Tensor:
+    """[batch, source] of 1/0 → [batch, 1, tokens, source]: onnxruntime's Attention takes a
+    mask whose query dimension is the query's length, not one broadcast from 1."""
+    return _additive_mask(mask).expand(-1, -1, tokens, -1)
+
+
+def _write(cache: torch.Tensor, new: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """`cache` [batch, heads, capacity, d_kv] with `new` [batch, heads, tokens, d_kv] written
+    from each row's `start` slot on: ONNX TensorScatter in the graph, which the server runs
+    in place (as export/causal.py's)."""
     if torch.onnx.is_in_onnx_export():
         return torch.onnx.ops.symbolic(
             "TensorScatter",
-            (cache, new, positions),
+            (cache, new, start),
             {"axis": 2},
             dtype=cache.dtype,
             shape=cache.shape,
             version=OPSET,
         )
     out = cache.clone()
-    out[torch.arange(cache.shape[0]), :, positions] = new[:, :, 0]
+    for row in range(cache.shape[0]):
+        first = int(start[row])
+        out[row, :, first : first + new.shape[2]] = new[row]
     return out
 
 
-def _written_mask(positions: torch.Tensor, capacity: int) -> torch.Tensor:
-    """[batch, 1, 1, capacity]: 0 for the slots a row has written (up to its position), the
-    most negative float for the rest."""
-    slots = torch.arange(capacity, dtype=torch.long)[None, :]
-    blocked = (slots > positions[:, None]).to(torch.float32)
-    return (blocked * torch.finfo(torch.float32).min)[:, None, None, :]
+def _causal_mask(positions: torch.Tensor, capacity: int) -> torch.Tensor:
+    """[batch, 1, tokens, capacity]: 0 where query t may see slot j (j ≤ its position), the most
+    negative float elsewhere (the later new tokens, and slots not written yet)."""
+    slots = torch.arange(capacity, dtype=torch.long)[None, None, :]
+    blocked = (slots > positions[:, :, None]).to(torch.float32)
+    return (blocked * torch.finfo(torch.float32).min)[:, None, :, :]
 
 
 def _cross_projections(model: Any, is_t5: bool) -> list[tuple[nn.Linear, nn.Linear]]:
@@ -402,17 +415,20 @@ class _T5Step(nn.Module):
         *caches: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         past, cross = caches[: 2 * self.layers], caches[2 * self.layers :]
-        positions = position_ids[:, 0]
+        start = position_ids[:, 0]
         capacity = past[0].shape[2]
-        # Slot j sits j - position tokens from the current one, per row (the future is masked).
-        relative = torch.arange(capacity, dtype=torch.long)[None, :] - positions[:, None]
+        # Slot j sits j - position tokens from query t, per row and query (the future is
+        # masked): [batch, tokens, capacity].
+        slots = torch.arange(capacity, dtype=torch.long)[None, None, :]
+        relative = slots - position_ids[:, :, None]
         bucket = T5Attention._relative_position_bucket(
             relative, bidirectional=False, num_buckets=self.buckets, max_distance=self.max_distance
         )
         first = self.decoder.block[0].layer[0].SelfAttention
-        position_bias = first.relative_attention_bias(bucket).permute([0, 2, 1]).unsqueeze(2)
-        self_bias = position_bias + _written_mask(positions, capacity)
-        cross_bias = _additive_mask(encoder_attention_mask)
+        # [batch, tokens, capacity, heads] → [batch, heads, tokens, capacity]
+        position_bias = first.relative_attention_bias(bucket).permute([0, 3, 1, 2])
+        self_bias = position_bias + _causal_mask(position_ids, capacity)
+        cross_bias = _cross_mask(encoder_attention_mask, input_ids.shape[1])
         hidden = self.decoder.embed_tokens(input_ids)
         presents: list[torch.Tensor] = []
         for i, block in enumerate(self.decoder.block):
@@ -420,8 +436,8 @@ class _T5Step(nn.Module):
             query, key, value = (
                 _heads(part, self.heads, self.d_kv) for part in attention.projections(hidden)
             )
-            key = _write(past[2 * i], key, positions)
-            value = _write(past[2 * i + 1], value, positions)
+            key = _write(past[2 * i], key, start)
+            value = _write(past[2 * i + 1], value, start)
             presents += [key, value]
             hidden = hidden + attention.o(_attend(query, key, value, self_bias, 1.0))
             layer = block.layer[1]
@@ -434,7 +450,7 @@ class _T5Step(nn.Module):
         hidden = rms_norm(self.decoder.final_layer_norm, hidden)
         if self.output_scale != 1.0:
             hidden = hidden * self.output_scale
-        return (self.lm_head(hidden)[:, 0, :], *presents)
+        return (self.lm_head(hidden), *presents)
 
 
 class _BartStep(nn.Module):
@@ -462,9 +478,9 @@ class _BartStep(nn.Module):
         *caches: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         past, cross = caches[: 2 * self.layers], caches[2 * self.layers :]
-        positions = position_ids[:, 0]
-        self_bias = _written_mask(positions, past[0].shape[2])
-        cross_bias = _additive_mask(encoder_attention_mask)
+        start = position_ids[:, 0]
+        self_bias = _causal_mask(position_ids, past[0].shape[2])
+        cross_bias = _cross_mask(encoder_attention_mask, input_ids.shape[1])
         embed = self.decoder.embed_positions
         position = nn.functional.embedding(position_ids + embed.offset, embed.weight)
         hidden = self.decoder.layernorm_embedding(self.decoder.embed_tokens(input_ids) + position)
@@ -475,8 +491,8 @@ class _BartStep(nn.Module):
                 _heads(part, self.heads, self.d_kv)
                 for part in self.self_qkv[i](hidden).split(self.heads * self.d_kv, dim=2)
             )
-            key = _write(past[2 * i], new_key, positions)
-            value = _write(past[2 * i + 1], new_value, positions)
+            key = _write(past[2 * i], new_key, start)
+            value = _write(past[2 * i + 1], new_value, start)
             presents += [key, value]
             attended = attention.out_proj(_attend(query, key, value, self_bias, self.scale))
             hidden = layer.self_attn_layer_norm(hidden + attended)
@@ -486,16 +502,20 @@ class _BartStep(nn.Module):
             hidden = layer.encoder_attn_layer_norm(hidden + attention.out_proj(attended))
             feed_forward = layer.fc2(layer.activation_fn(layer.fc1(hidden)))
             hidden = layer.final_layer_norm(hidden + feed_forward)
-        logits = self.lm_head(hidden)[:, 0, :] + self.final_logits_bias
+        logits = self.lm_head(hidden) + self.final_logits_bias
         return (logits, *presents)
 
 
-def dummy_decoder_feeds(model: Seq2Seq, batch: int, capacity: int, source: int) -> dict[str, Any]:
+def dummy_decoder_feeds(
+    model: Seq2Seq, batch: int, capacity: int, source: int, tokens: int = 1
+) -> dict[str, Any]:
     cache = (batch, model.num_heads, capacity, model.d_kv)
     cross = (batch, model.num_heads, source, model.d_kv)
+    # Rows at different lengths, each row's tokens consecutive from there (within capacity).
+    starts = torch.arange(batch, dtype=torch.int64) % max(1, capacity - tokens + 1)
     feeds: dict[str, Any] = {
-        "input_ids": torch.full((batch, 1), model.generation.decoder_start_token_id),
-        "position_ids": (torch.arange(batch, dtype=torch.int64) % capacity)[:, None],
+        "input_ids": torch.arange(batch * tokens).reshape(batch, tokens) % model.vocab_size,
+        "position_ids": starts[:, None] + torch.arange(tokens)[None, :],
         "encoder_attention_mask": torch.ones(batch, source, dtype=torch.int64),
     }
     for name in cache_names(PAST, model.num_layers):
@@ -507,12 +527,14 @@ def dummy_decoder_feeds(model: Seq2Seq, batch: int, capacity: int, source: int) 
 
 def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path) -> None:
     """Both graphs by the dynamo exporter at OPSET: every attention one Attention."""
-    batch, source, capacity = 2, 7, 5
+    # tokens > 1 in the example: a dimension of size 1 would be fixed at 1 by torch.export.
+    batch, source, capacity, tokens = 2, 7, 9, 3
     ids = torch.arange(batch * source, dtype=torch.int64).reshape(batch, source) % model.vocab_size
     rows, sources, capacities = Dim("batch"), Dim("source"), Dim("capacity")
+    new_tokens = Dim("tokens")
     per_input: dict[str, dict[int, Any]] = {
-        "input_ids": {0: rows},
-        "position_ids": {0: rows},
+        "input_ids": {0: rows, 1: new_tokens},
+        "position_ids": {0: rows, 1: new_tokens},
         "encoder_attention_mask": {0: rows, 1: sources},
     }
     for name in cache_names(PAST, model.num_layers):
@@ -521,7 +543,7 @@ def export_onnx(model: Seq2Seq, encoder_path: Path, decoder_path: Path) -> None:
         per_input[name] = {0: rows, 2: sources}
     shapes = [per_input[name] for name in model.decoder_inputs]
     fixed = len(shapes) - 4 * model.num_layers  # the step takes its caches as *caches
-    decoder_feeds = dummy_decoder_feeds(model, batch, capacity, source)
+    decoder_feeds = dummy_decoder_feeds(model, batch, capacity, source, tokens)
     with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         # The exporter prints its progress and warns about torchvision; neither is ours.
         warnings.simplefilter("ignore")

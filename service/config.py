@@ -120,6 +120,14 @@ class Settings(BaseSettings):
         description="causal LMs: most prompt tokens prefilled between two decode steps, "
         "which bounds how long a new prompt delays the tokens of running requests",
     )
+    draft_tokens: int = Field(
+        6,
+        ge=0,
+        le=16,
+        description="seq2seq models and causal LMs served on the CPU at a precision other than "
+        "int8: most tokens the int8 variant drafts per speculative round for a greedy "
+        "request alone in its batch (the same tokens, faster); 0: off",
+    )
     max_text_chars: int = Field(
         200_000, ge=1, description="longest text (code points) a request may send"
     )

@@ -25,6 +25,7 @@ from google.protobuf import json_format
 from harness.tiny_causal import build_gpt2, build_llama, build_qwen2, sentences
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
+from tests.drafts import Shifted
 from tests.server_process import ROOT, ServerProcess
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports transformers
@@ -411,3 +412,90 @@ def test_cli_generate(causal_server: ServerProcess, stub: pb_grpc.TextInferenceS
     )  # fmt: skip
     assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr
     assert "temperature" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def draft_tokens(server: ServerProcess, model: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        s.labels["outcome"]: s.value
+        for f in text_string_to_metric_families(server.scrape())
+        if f.name == "attnserve_draft_tokens"
+        for s in f.samples
+        if s.name.endswith("_total") and s.labels["model"] == model
+    }
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_request_alone_decodes_speculatively_with_the_same_tokens(
+    name: str,
+    causal_repository: Path,
+    causal_server: ServerProcess,
+    stub: pb_grpc.TextInferenceStub,
+    references: dict[str, Reference],
+) -> None:
+    """One request at a time: the int8 variant drafts, the fp32 graph checks; the tokens are
+    generate()'s all the same, and the drafts were both taken and turned down. A model whose
+    int8 variant fell below its floor (the tiny Qwen2) has no draft, and steps plainly."""
+    reference = references[name]
+    manifest = yaml.safe_load((causal_repository / name / "model.yaml").read_text())
+    before = draft_tokens(causal_server, name)
+    for prompt in PROMPTS:
+        request = pb.GenerateRequest(prompt=prompt, model=name, max_new_tokens=3 * NEW)
+        reply = stub.Generate(request, timeout=60)
+        want = reference.generate(reference.ids(prompt), max_new_tokens=3 * NEW, do_sample=False)
+        assert list(reply.token_ids) == want, prompt
+    after = draft_tokens(causal_server, name)
+    if "int8" not in manifest["variants"]:
+        assert after == before == {"accepted": 0, "rejected": 0}
+        return
+    assert after["accepted"] > before["accepted"]
+    assert after["rejected"] > before["rejected"]
+
+
+def test_speculative_rounds_give_the_plain_tokens_whatever_the_draft(
+    causal_repository: Path,
+) -> None:
+    """The batch loop, driven directly, over long prompts and 40 new tokens: with the
+    fp32 graph drafting for itself (every draft taken), with drafts always wrong (none),
+    and with the int8 variant, the tokens are those of plain one-token steps; the caches
+    move back by the drafts turned down, and another request's turn resets the draft."""
+    from service import model_format
+    from service.causal.batch import CausalBatch
+    from service.causal.graphs import CausalGraphs
+    from service.runtime.precision import Route
+    from service.seq2seq.batch import Job
+    from service.seq2seq.search import Greedy, SearchSettings
+    from service.seq2seq.speculation import Speculator
+
+    folder = causal_repository / "llama"
+    manifest = model_format.read(folder)
+    fp32, int8 = (manifest.running(p).causal for p in ("fp32", "int8"))
+    assert fp32 is not None and int8 is not None
+    graphs = CausalGraphs("llama", folder, fp32, Route("fp32", ("cpu",), ()), 1)
+    drafter = CausalGraphs("draft", folder, int8, Route("int8", ("cpu",), ()), 1)
+    settings = SearchSettings(0, (10_000,), 40, 1, 1.0, False, 0, 0, None, None)  # no EOS
+    prompts = [list(np.arange(n) % 37 + 3) for n in (23, 9, 31)]
+
+    def generated(speculator: Speculator | None) -> tuple[list[list[int]], int, int]:
+        batch = CausalBatch(graphs, PREFILL, speculator)
+        out, drafted, accepted = [], 0, 0
+        for prompt in prompts:
+            search = Greedy(settings, prompt)
+            job = Job(np.array(prompt, np.int64), search, None, 0.0, None)  # type: ignore[arg-type]
+            joining = [job]
+            while batch.jobs or joining:
+                report = batch.step(joining, [])
+                joining = []
+                drafted, accepted = drafted + report.drafted, accepted + report.accepted
+            out.append(search.result())
+        return out, drafted, accepted
+
+    plain, drafted, _ = generated(None)
+    assert drafted == 0 and all(len(tokens) == 40 for tokens in plain)
+    own, drafted, accepted = generated(Speculator(graphs, 6))
+    assert own == plain and accepted == drafted > 40
+    wrong, drafted, accepted = generated(Speculator(Shifted(drafter), 6))
+    assert wrong == plain and drafted > 0 and accepted == 0
+    quantized, drafted, accepted = generated(Speculator(drafter, 6))
+    assert quantized == plain and 0 < accepted <= drafted

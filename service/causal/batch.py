@@ -11,6 +11,10 @@ Each call of the loop (`step`) does, in order:
 
 So running sequences get a token every call, and a long prompt delays them by at most one
 prefill budget per token (the bound docs/generation.md measures), however long it is.
+
+A greedy request alone in the batch, prompt written, decodes speculatively instead
+(service/seq2seq/speculation.py): the int8 variant drafts, one call checks, several tokens
+per call, the same tokens.
 """
 
 from __future__ import annotations
@@ -21,13 +25,19 @@ import numpy as np
 
 from service.causal.graphs import CausalGraphs
 from service.seq2seq.batch import Job, RowBatch, StepReport
+from service.seq2seq.speculation import Speculator
 
 PREFILL_TOKENS = 128  # prompt tokens per loop call, unless the server is told otherwise
 
 
 class CausalBatch(RowBatch):
-    def __init__(self, graphs: CausalGraphs, prefill_tokens: int = PREFILL_TOKENS) -> None:
-        super().__init__(graphs.new_cache())
+    def __init__(
+        self,
+        graphs: CausalGraphs,
+        prefill_tokens: int = PREFILL_TOKENS,
+        speculator: Speculator | None = None,
+    ) -> None:
+        super().__init__(graphs.new_cache(), speculator)
         self._graphs = graphs
         self._prefill_tokens = prefill_tokens
         self._filled: dict[int, int] = {}  # prompt tokens in the cache, by job id
@@ -40,7 +50,9 @@ class CausalBatch(RowBatch):
             self._filled[id(job)] = 0
         report = self._report(len(joining))
         started = time.perf_counter()
-        if any(self._prompted(job) for job in self.jobs):
+        if any(self._prompted(j) for j in self.jobs) and not self._speculated(
+            report, self._graphs.verify
+        ):
             self._decode(report)
         self._prefill(report)
         report.decoder_seconds = time.perf_counter() - started

@@ -59,7 +59,7 @@ def decoder_outputs(layers: int) -> list[str]:
 
 def causal_inputs(layers: int) -> list[str]:
     """A causal LM step's inputs in graph order (export/causal.py says what each holds)."""
-    return ["input_ids", "position_ids", *cache_names(PAST, layers)]
+    return ["input_ids", "position_ids", "logit_positions", *cache_names(PAST, layers)]
 
 
 def causal_outputs(layers: int) -> list[str]:

@@ -2,7 +2,8 @@
 
 Owned by the batcher's worker thread: the event loop hands it the requests that join and
 leave, and gets back what the step produced. Joining requests are encoded together, as one
-encoder batch, and take their first decoder step in the same call.
+encoder batch, and take their first decoder step in the same call. A greedy request alone in
+the batch takes a speculative round instead of a step (service/seq2seq/speculation.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from service.seq2seq.cache import BatchCache
 from service.seq2seq.graphs import Seq2SeqGraphs
 from service.seq2seq.search import Advance, Search
+from service.seq2seq.speculation import Speculator, Verify
 
 
 @dataclass(eq=False, slots=True)
@@ -44,7 +46,9 @@ class StepReport:
     copied: dict[str, int]  # cache bytes moved in this call, by reason (cache.py)
     encoded: int  # requests encoded (joined) in this call
     decoder_seconds: float
-    stepped: int = 0  # requests that took the step (each got one token)
+    stepped: int = 0  # tokens the requests took (a step gives each one; a round several)
+    drafted: int = 0  # tokens the draft model proposed (speculative rounds)
+    accepted: int = 0  # of those, the ones the served graph's search took
     prefilled: int = 0  # prompt tokens written (causal LMs)
     tokens: list[tuple[Job, int]] = field(default_factory=list)  # greedy tokens chosen
     finished: list[Job] = field(default_factory=list)
@@ -54,8 +58,9 @@ class RowBatch:
     """Which job owns which cache rows (in job order), and what a call's results do to them;
     DecoderBatch and the causal LMs' CausalBatch say how a call is made."""
 
-    def __init__(self, cache: BatchCache) -> None:
+    def __init__(self, cache: BatchCache, speculator: Speculator | None = None) -> None:
         self._cache = cache
+        self._speculator = speculator
         self.jobs: list[Job] = []  # in row order
 
     @property
@@ -103,6 +108,22 @@ class RowBatch:
         if index != list(range(offset)):
             self._cache.select(np.array(index, dtype=np.int64))
 
+    def _speculated(self, report: StepReport, verify: Verify) -> bool:
+        """A speculative round instead of a step when the batch is one greedy request (and a
+        draft model is loaded); whether one ran."""
+        if self._speculator is None or len(self.jobs) != 1:
+            return False
+        job = self.jobs[0]
+        if not self._speculator.takes(job.search):
+            return False
+        done = self._speculator.round(job, job.source, job.search, verify, self._cache)
+        for advance in done.advances:
+            report.stepped += 1
+            self._apply(report, {id(job): advance})
+        report.drafted += done.drafted
+        report.accepted += done.accepted
+        return True
+
     def _take_copied(self) -> dict[str, int]:
         copied = dict(self._cache.copied)
         self._cache.copied.clear()
@@ -119,8 +140,8 @@ class RowBatch:
 
 
 class DecoderBatch(RowBatch):
-    def __init__(self, graphs: Seq2SeqGraphs) -> None:
-        super().__init__(graphs.new_cache())
+    def __init__(self, graphs: Seq2SeqGraphs, speculator: Speculator | None = None) -> None:
+        super().__init__(graphs.new_cache(), speculator)
         self._graphs = graphs
 
     def step(self, joining: list[Job], leaving: list[Job]) -> StepReport:
@@ -133,19 +154,21 @@ class DecoderBatch(RowBatch):
             self._cache.add(cross, np.repeat(encoded.mask, repeats, axis=0))
             self.jobs.extend(joining)
         report = self._report(len(joining))
-        if not self.jobs:
-            report.copied = self._take_copied()
-            return report
-        report.stepped = len(self.jobs)
-        tokens = np.array([t for job in self.jobs for t in job.search.next_tokens()], np.int64)
         started = time.perf_counter()
-        logits = self._graphs.step(tokens, self._cache)
+        if self.jobs and not self._speculated(report, self._graphs.verify):
+            self._decode(report)
         report.decoder_seconds = time.perf_counter() - started
         report.capacity = self._cache.capacity
+        report.copied = self._take_copied()
+        return report
+
+    def _decode(self, report: StepReport) -> None:
+        """One step for every row: a token each."""
+        report.stepped = len(self.jobs)
+        tokens = np.array([t for job in self.jobs for t in job.search.next_tokens()], np.int64)
+        logits = self._graphs.step(tokens, self._cache)
         results, offset = {}, 0
         for job in self.jobs:
             results[id(job)] = job.search.advance(logits[offset : offset + job.rows])
             offset += job.rows
         self._apply(report, results)
-        report.copied = self._take_copied()
-        return report

@@ -169,7 +169,10 @@ class ContinuousBatcher:
             m.batch_size.labels(model).observe(report.rows)
             m.batch_tokens.labels(model).observe(report.rows * report.capacity)
             m.inference_duration.labels(model).observe(report.decoder_seconds)
-            m.generated_tokens.labels(model).inc(report.stepped)  # one token per request
+            m.generated_tokens.labels(model).inc(report.stepped)
+        if report.drafted:
+            m.draft_tokens.labels(model, "accepted").inc(report.accepted)
+            m.draft_tokens.labels(model, "rejected").inc(report.drafted - report.accepted)
 
     def _fail_all(self, error: Exception) -> None:
         for job in self._jobs:

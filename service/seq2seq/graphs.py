@@ -1,4 +1,5 @@
-"""The encoder and decoder-step graphs of one seq2seq model, as the generation loop runs them.
+"""The encoder and decoder-step graphs of one seq2seq model, as the generation loop runs them:
+a decoder step takes one token per row (decoding) or several (verifying drafted tokens).
 
 Synchronous: the batcher calls these from its worker thread.
 """
@@ -80,6 +81,14 @@ class Seq2SeqGraphs:
                 f"unexpected inputs {sorted(unknown)}); a decoder exported before the in-place "
                 "cache (attention_mask input, no position_ids) must be exported again"
             )
+        shapes = {o.name: o.shape for o in self.decoder.outputs()}
+        # A step exported before it took several tokens per row gives one token's logits.
+        if len(shapes.get(LOGITS) or []) == 2:
+            raise GraphMismatch(
+                f"the decoder's logits are {shapes[LOGITS]} (one token per row): a decoder "
+                "exported before multi-token steps ([batch, tokens, vocab] logits) must be "
+                "exported again"
+            )
 
     def encode(self, rows: Sequence[np.ndarray]) -> Encoded:
         """Run the encoder on token-id rows padded to the longest (pad id, mask 0)."""
@@ -93,22 +102,40 @@ class Seq2SeqGraphs:
         return Encoded([outputs[i] for i in self._cross_index], mask)
 
     def step(self, tokens: np.ndarray, cache: BatchCache) -> np.ndarray:
-        """One decoder step for every row of `cache`; returns logits [rows, vocab]. Each row's
-        key and value are written into the cache's own buffers (bound as input and output)."""
-        cache.make_room()
+        """One decoder step for every row of `cache`: `tokens` [rows] (one per row) returns
+        logits [rows, vocab]; [rows, T] (T per row, written after each row's tokens so far)
+        returns every one's logits [rows, T, vocab]. Each row's keys and values are written
+        into the cache's own buffers (bound as input and output)."""
+        # Bound in place, so C-contiguous (a slice of a wider array may not be).
+        ids = np.ascontiguousarray(tokens if tokens.ndim == 2 else tokens[:, None])
+        count = ids.shape[1]
+        cache.make_room(count)
         past = cache.past()
         feeds = {
-            "input_ids": tokens[:, None],
-            # A row's position is the number of decoder tokens before it: its write slot.
-            "position_ids": cache.lengths[:, None],
+            "input_ids": ids,
+            # A token's position is the number of decoder tokens before it: its write slot.
+            "position_ids": cache.lengths[:, None] + np.arange(count, dtype=np.int64)[None, :],
             "encoder_attention_mask": cache.encoder_mask(),
         }
         feeds |= dict(zip(self._past, past, strict=True))
         feeds |= dict(zip(self._cross, cache.cross(), strict=True))
         outputs = self.decoder.run_into(feeds, dict(zip(self._present, past, strict=True)))
-        cache.advance()
+        cache.advance(count)
         logits: np.ndarray = outputs[self._logits_index]
-        return logits
+        return logits if tokens.ndim == 2 else logits[:, 0]
+
+    def verify(self, ids: np.ndarray, cache: BatchCache) -> np.ndarray:
+        """`ids` [rows, T] after every row's tokens (a token and the ones drafted after it);
+        every position's logits [rows, T, vocab] (service/seq2seq/speculation.py's Verify)."""
+        return self.step(ids, cache)
+
+    # As a draft model (service/seq2seq/speculation.py): a one-row cache, the last logits.
+    def start(self, cache: BatchCache, source: np.ndarray) -> None:
+        encoded = self.encode([source])
+        cache.add(encoded.cross, encoded.mask)
+
+    def last_logits(self, ids: np.ndarray, cache: BatchCache) -> np.ndarray:
+        return self.step(ids, cache)[:, -1]
 
     def new_cache(self) -> BatchCache:
         return BatchCache(self.spec.num_layers, self.spec.num_heads, self.spec.d_kv)

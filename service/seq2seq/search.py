@@ -142,6 +142,13 @@ class Greedy(Search):
     def choose(self, scores: np.ndarray) -> int:
         return int(np.argmax(scores))
 
+    def proposal(self, logits: np.ndarray, drafted: list[int]) -> int:
+        """The token greedy search would choose after its sequence and `drafted`, from a draft
+        model's `logits` [1, vocab], without taking it (service/seq2seq/speculation.py)."""
+        scores = logits.astype(np.float32, copy=True)
+        process(scores, [self.sequence + drafted], self.settings, self.max_length)
+        return int(np.argmax(scores[0]))
+
     def advance(self, logits: np.ndarray) -> Advance:
         scores = logits.astype(np.float32, copy=True)
         process(scores, [self.sequence], self.settings, self.max_length)

@@ -27,6 +27,7 @@ from service.seq2seq.batch import DecoderBatch
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.graphs import Seq2SeqGraphs
 from service.seq2seq.pipeline import Seq2SeqSummarizer
+from service.seq2seq.speculation import Speculator
 from service.tasks.answer import SentenceAnswerer
 from service.tasks.embed import EncoderEmbedder
 from service.tasks.encoder import SentenceEncoder
@@ -46,6 +47,9 @@ from service.tasks.tokenizer import TextTokenizer
 
 if TYPE_CHECKING:
     from service.repository import Model
+
+
+DRAFT_ROUTE = Route("int8", ("cpu",), ("cpu",), reason="the draft of speculative rounds")
 
 
 class ModelLoadError(Exception):
@@ -124,14 +128,20 @@ class Builders:
             raise ModelLoadError(
                 f"tokenizer.json has {tokenizer.vocab_size} tokens; the model {spec.vocab_size}"
             )
-        # First runs allocate arenas and pick kernels; do it before reporting SERVING.
-        cache = graphs.new_cache()
-        encoded = graphs.encode([np.full(8, spec.pad_token_id, dtype=np.int64)])
-        cache.add(encoded.cross, encoded.mask)
-        graphs.step(np.array([spec.decoder_start_token_id], dtype=np.int64), cache)
+        speculator = None
+        draft = self._draft(manifest, route)
+        if draft is not None and draft.seq2seq is not None:
+            drafter = Seq2SeqGraphs(
+                f"{model.name}.draft", folder, draft.seq2seq, DRAFT_ROUTE, settings.threads()
+            )
+            model.engines.extend([drafter.encoder, drafter.decoder])
+            speculator = Speculator(drafter, settings.draft_tokens)
+        for each in (graphs, speculator and speculator.draft):
+            if isinstance(each, Seq2SeqGraphs):
+                _warm_up_seq2seq(each)
         batcher = ContinuousBatcher(
             model.name,
-            lambda: DecoderBatch(graphs),
+            lambda: DecoderBatch(graphs, speculator),
             settings.max_batch_size,
             settings.max_sequences,
             self._metrics,
@@ -171,19 +181,25 @@ class Builders:
         settings, spec = self._settings, manifest.causal
         graphs = CausalGraphs(model.name, folder, spec, route, settings.threads())
         model.engines.append(graphs.decoder)
+        speculator = None
+        draft = self._draft(manifest, route)
+        if draft is not None and draft.causal is not None:
+            drafter = CausalGraphs(
+                f"{model.name}.draft", folder, draft.causal, DRAFT_ROUTE, settings.threads()
+            )
+            model.engines.append(drafter.decoder)
+            speculator = Speculator(drafter, settings.draft_tokens)
         tokenizer = TextTokenizer(folder / manifest.tokenizer_file, spec.context_window)
         if tokenizer.vocab_size > spec.vocab_size:
             raise ModelLoadError(
                 f"tokenizer.json has {tokenizer.vocab_size} tokens; the model {spec.vocab_size}"
             )
-        # First runs allocate arenas and pick kernels (a prefill and a decode step).
-        cache = graphs.new_cache()
-        cache.add_rows(1)
-        graphs.step(np.full((1, 8), spec.pad_token_id, dtype=np.int64), cache, 0)
-        graphs.step(np.full((1, 1), spec.pad_token_id, dtype=np.int64), cache)
+        for each in (graphs, speculator and speculator.draft):
+            if isinstance(each, CausalGraphs):
+                _warm_up_causal(each)
         batcher = ContinuousBatcher(
             model.name,
-            lambda: CausalBatch(graphs, settings.prefill_tokens),
+            lambda: CausalBatch(graphs, settings.prefill_tokens, speculator),
             settings.max_batch_size,
             settings.max_sequences,
             self._metrics,
@@ -204,6 +220,20 @@ class Builders:
         table.add(SUMMARIZE, CausalSummarizer(generator, spec, self._metrics))
         model.providers, model.sessions = graphs.providers, graphs.decoder.concurrency
         return table
+
+    def _draft(self, manifest: Manifest, route: Route) -> Manifest | None:
+        """The model's int8 variant, to draft speculative rounds (service/seq2seq/
+        speculation.py): when the model runs at another precision on the CPU provider alone
+        (a GPU's step is not bound by the bytes it reads the way a CPU's is) and
+        --draft-tokens is not 0."""
+        if (
+            self._settings.draft_tokens == 0
+            or route.precision == "int8"
+            or route.providers != ("cpu",)
+            or "int8" not in manifest.variants
+        ):
+            return None
+        return manifest.running("int8")
 
     def _graph(
         self, model: Model, folder: Path, manifest: Manifest, route: Route
@@ -302,6 +332,26 @@ def _feeds(engine: Engine, ids: np.ndarray) -> dict[str, np.ndarray]:
         "token_type_ids": np.zeros_like(ids),
     }
     return {name: by_name[name] for name in engine.input_names}
+
+
+def _warm_up_seq2seq(graphs: Seq2SeqGraphs) -> None:
+    """First runs allocate arenas and pick kernels: an encoding, a step and a verify."""
+    spec = graphs.spec
+    cache = graphs.new_cache()
+    encoded = graphs.encode([np.full(8, spec.pad_token_id, dtype=np.int64)])
+    cache.add(encoded.cross, encoded.mask)
+    graphs.step(np.array([spec.decoder_start_token_id], dtype=np.int64), cache)
+    graphs.verify(np.full((1, 4), spec.decoder_start_token_id, dtype=np.int64), cache)
+
+
+def _warm_up_causal(graphs: CausalGraphs) -> None:
+    """First runs allocate arenas and pick kernels: a prefill, a verify and a decode step."""
+    pad = graphs.spec.pad_token_id
+    cache = graphs.new_cache()
+    cache.add_rows(1)
+    graphs.step(np.full((1, 8), pad, dtype=np.int64), cache, 0)
+    graphs.verify(np.full((1, 4), pad, dtype=np.int64), cache)
+    graphs.step(np.full((1, 1), pad, dtype=np.int64), cache)
 
 
 def _warm_up(model: Model, engine: Engine, max_length: int, vocab_size: int) -> None:

@@ -1,0 +1,108 @@
+"""Speculative decoding for a greedy request alone in its batch: the model's int8 variant
+drafts a few tokens, one cheap step each, and the served graph checks them all in one call.
+
+Why it pays: at one row a step reads every weight once, whatever its number of tokens, so it
+is bound by memory bandwidth (docs/benchmarks.md measures ~80% of the bound), and a call over
+the last token and k drafted ones costs about one step. The int8 draft reads a quarter of the
+bytes.
+
+Why the tokens do not change: the search takes the served graph's logits position by
+position, exactly as it would have step by step (its logits processors, stop strings and
+lengths included), and stops at the first drafted token it would not have chosen; its own
+choice there is the next token. So whatever the draft proposes, the output is the served
+graph's greedy output (up to the rounding of one several-token call against several
+one-token calls); the draft only decides how many tokens a call yields.
+
+The draft keeps its own one-row cache of the request's tokens. Rejected drafts are undone in
+both caches by moving the row's length back: slots past it are masked and written over. A
+request that was batched with others for a while (no speculation then) catches the draft up
+with one chunk of the tokens it missed. The number drafted adapts as transformers' assisted
+generation does: two more after a round that took them all, one fewer after a miss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeGuard
+
+import numpy as np
+
+from service.seq2seq.cache import BatchCache
+from service.seq2seq.search import Advance, Greedy, Search
+
+DRAFT_TOKENS = 6  # most tokens drafted per round, unless the server is told otherwise
+
+Verify = Callable[[np.ndarray, BatchCache], np.ndarray]  # ids [1, T] → logits [1, T, vocab]
+
+
+class Draft(Protocol):
+    """The draft model's side: a one-row cache for a request, and a step on it."""
+
+    def new_cache(self) -> BatchCache: ...
+
+    def start(self, cache: BatchCache, source: np.ndarray) -> None:
+        """Add the request's one row to an empty `cache` (a seq2seq draft encodes `source`)."""
+
+    def last_logits(self, ids: np.ndarray, cache: BatchCache) -> np.ndarray:
+        """`ids` [1, T] written after the row's tokens; the last one's logits [1, vocab]."""
+
+
+@dataclass(slots=True)
+class Round:
+    advances: list[Advance]  # the search's, one per token taken, in order
+    drafted: int
+    accepted: int
+
+
+class Speculator:
+    def __init__(self, draft: Draft, most: int = DRAFT_TOKENS) -> None:
+        self.draft = draft
+        self._most = most
+        self._tokens = min(most, 4)
+        self._cache = draft.new_cache()
+        self._owner: object | None = None  # the job whose tokens the draft cache holds
+
+    def takes(self, search: Search) -> TypeGuard[Greedy]:
+        """Whether a round suits this search now: plain greedy (not sampling, not beams),
+        with room for a drafted token and the one the check adds."""
+        return type(search) is Greedy and search.max_length - len(search.sequence) >= 2
+
+    def round(self, owner: object, source: np.ndarray, search: Greedy, verify: Verify,
+              cache: BatchCache) -> Round:  # fmt: skip
+        """Draft, check and take tokens for `search`, whose row is the only one of `cache`
+        (the served graph's); `source` the request's encoder ids (seq2seq) or prompt."""
+        sequence = list(search.sequence)  # the prefix and the tokens taken; all but the last cached
+        if self._owner is not owner:
+            self._cache.select(np.zeros(0, np.int64))  # another request's: start over
+            self.draft.start(self._cache, source)
+            self._owner = owner
+        count = min(self._tokens, search.max_length - len(sequence) - 1)
+        drafted = self._propose(search, sequence, count)
+        logits = verify(np.array([[sequence[-1], *drafted]], np.int64), cache)[0]
+        advances: list[Advance] = []
+        for position in range(count + 1):
+            advance = search.advance(logits[position : position + 1])
+            advances.append(advance)
+            if advance.done or position == count or advance.token != drafted[position]:
+                break
+        accepted = len(advances) - 1  # drafted tokens taken; the last is the check's own
+        cache.advance(accepted - count)  # unwritten: the drafts after the first miss
+        # The draft was fed the sequence and every draft but the last: it keeps those taken.
+        self._cache.lengths[0] = len(sequence) + min(accepted, count - 1)
+        self._adapt(accepted == count)
+        return Round(advances, count, accepted)
+
+    def _propose(self, search: Greedy, sequence: list[int], count: int) -> list[int]:
+        """`count` tokens, each the one the search would choose after the draft's logits."""
+        written = int(self._cache.lengths[0])
+        ids = np.array([sequence[written:]], np.int64)  # the last token, and any it missed
+        drafted: list[int] = []
+        while len(drafted) < count:
+            logits = self.draft.last_logits(ids, self._cache)
+            drafted.append(search.proposal(logits, drafted))
+            ids = np.array([[drafted[-1]]], np.int64)
+        return drafted
+
+    def _adapt(self, all_taken: bool) -> None:
+        self._tokens = min(self._most, self._tokens + 2) if all_taken else max(1, self._tokens - 1)
