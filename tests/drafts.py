@@ -23,3 +23,16 @@ class Shifted:
 
     def last_logits(self, ids: np.ndarray, cache: Any) -> np.ndarray:
         return np.asarray(np.roll(self._graphs.last_logits(ids, cache), 1, axis=-1))
+
+
+def one_at_a_time(batch: Any, jobs: list[Any]) -> tuple[int, int]:
+    """Each job through `batch` (a RowBatch) alone, to its end; the tokens drafted and, of
+    those, accepted."""
+    drafted = accepted = 0
+    for job in jobs:
+        joining = [job]
+        while batch.jobs or joining:
+            report = batch.step(joining, [])
+            joining = []
+            drafted, accepted = drafted + report.drafted, accepted + report.accepted
+    return drafted, accepted

@@ -25,7 +25,7 @@ import yaml
 from harness.tiny_seq2seq import build_bart, build_t5, sentences
 from service.api.protos.attnserve.v1 import attnserve_pb2 as pb
 from service.api.protos.attnserve.v1 import attnserve_pb2_grpc as pb_grpc
-from tests.drafts import Shifted
+from tests.drafts import Shifted, one_at_a_time
 from tests.server_process import ROOT, ServerProcess
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports transformers
@@ -581,17 +581,13 @@ def test_speculative_rounds_keep_the_searchs_tokens_and_processors(
     sources = [[5, 6, 7, 8, 9, 2], [10, 11, 12, 2], [20, 21, 22, 23, 24, 25, 26, 2]]
 
     def generated(speculator: Speculator | None) -> tuple[list[list[int]], int, int]:
-        batch = DecoderBatch(graphs, speculator)
-        out, drafted, accepted = [], 0, 0
-        for source in sources:
-            search = Greedy(settings)
-            joining = [Job(np.array(source, np.int64), search, None, 0.0, None)]  # type: ignore[arg-type]
-            while batch.jobs or joining:
-                report = batch.step(joining, [])
-                joining = []
-                drafted, accepted = drafted + report.drafted, accepted + report.accepted
-            out.append(search.result())
-        return out, drafted, accepted
+        searches = [Greedy(settings) for _ in sources]
+        jobs = [
+            Job(np.array(s, np.int64), g, None, 0.0, None)  # type: ignore[arg-type]
+            for s, g in zip(sources, searches, strict=True)
+        ]
+        drafted, accepted = one_at_a_time(DecoderBatch(graphs, speculator), jobs)
+        return [search.result() for search in searches], drafted, accepted
 
     plain, drafted, _ = generated(None)
     assert drafted == 0 and all(tokens[-1] in spec.eos_token_ids for tokens in plain)

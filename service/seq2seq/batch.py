@@ -117,6 +117,8 @@ class RowBatch:
         if not self._speculator.takes(job.search):
             return False
         done = self._speculator.round(job, job.source, job.search, verify, self._cache)
+        if done is None:
+            return False
         for advance in done.advances:
             report.stepped += 1
             self._apply(report, {id(job): advance})

@@ -15,9 +15,11 @@ one-token calls); the draft only decides how many tokens a call yields.
 
 The draft keeps its own one-row cache of the request's tokens. Rejected drafts are undone in
 both caches by moving the row's length back: slots past it are masked and written over. A
-request that was batched with others for a while (no speculation then) catches the draft up
-with one chunk of the tokens it missed. The number drafted adapts as transformers' assisted
-generation does: two more after a round that took them all, one fewer after a miss.
+new request, or one that was batched with others for a while (no rounds then), catches the
+draft up with the tokens it missed, at most `catch_up` per call: a long prompt takes several
+calls, the batch stepping plainly meanwhile, so that no call grows by more than one prefill
+budget of the draft's. The number drafted adapts as transformers' assisted generation does:
+two more after a round that took them all, one fewer after a miss.
 """
 
 from __future__ import annotations
@@ -56,9 +58,10 @@ class Round:
 
 
 class Speculator:
-    def __init__(self, draft: Draft, most: int = DRAFT_TOKENS) -> None:
+    def __init__(self, draft: Draft, most: int = DRAFT_TOKENS, catch_up: int = 128) -> None:
         self.draft = draft
         self._most = most
+        self._catch_up = catch_up  # most tokens the draft is fed in one call to catch up
         self._tokens = min(most, 4)
         self._cache = draft.new_cache()
         self._owner: object | None = None  # the job whose tokens the draft cache holds
@@ -69,14 +72,21 @@ class Speculator:
         return type(search) is Greedy and search.max_length - len(search.sequence) >= 2
 
     def round(self, owner: object, source: np.ndarray, search: Greedy, verify: Verify,
-              cache: BatchCache) -> Round:  # fmt: skip
+              cache: BatchCache) -> Round | None:  # fmt: skip
         """Draft, check and take tokens for `search`, whose row is the only one of `cache`
-        (the served graph's); `source` the request's encoder ids (seq2seq) or prompt."""
+        (the served graph's); `source` the request's encoder ids (seq2seq) or prompt. None:
+        the draft was more than `catch_up` tokens behind (a new request's prompt) and took
+        that many; the batch steps plainly this call."""
         sequence = list(search.sequence)  # the prefix and the tokens taken; all but the last cached
         if self._owner is not owner:
             self._cache.select(np.zeros(0, np.int64))  # another request's: start over
             self.draft.start(self._cache, source)
             self._owner = owner
+        written = int(self._cache.lengths[0])
+        if len(sequence) - written > self._catch_up:
+            self.draft.last_logits(np.array([sequence[written : written + self._catch_up]]),
+                                   self._cache)  # fmt: skip
+            return None
         count = min(self._tokens, search.max_length - len(sequence) - 1)
         drafted = self._propose(search, sequence, count)
         logits = verify(np.array([[sequence[-1], *drafted]], np.int64), cache)[0]

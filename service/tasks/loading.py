@@ -135,7 +135,7 @@ class Builders:
                 f"{model.name}.draft", folder, draft.seq2seq, DRAFT_ROUTE, settings.threads()
             )
             model.engines.extend([drafter.encoder, drafter.decoder])
-            speculator = Speculator(drafter, settings.draft_tokens)
+            speculator = Speculator(drafter, settings.draft_tokens, settings.prefill_tokens)
         for each in (graphs, speculator and speculator.draft):
             if isinstance(each, Seq2SeqGraphs):
                 _warm_up_seq2seq(each)
@@ -188,7 +188,7 @@ class Builders:
                 f"{model.name}.draft", folder, draft.causal, DRAFT_ROUTE, settings.threads()
             )
             model.engines.append(drafter.decoder)
-            speculator = Speculator(drafter, settings.draft_tokens)
+            speculator = Speculator(drafter, settings.draft_tokens, settings.prefill_tokens)
         tokenizer = TextTokenizer(folder / manifest.tokenizer_file, spec.context_window)
         if tokenizer.vocab_size > spec.vocab_size:
             raise ModelLoadError(
