@@ -63,7 +63,10 @@ def causal_section(
     for key, (name, build) in SHAPES.items():
         models[key] = _model_figures(key, name, build, threads, log, new_tokens)
         log(f"causal {key}: {models[key]}")
+    from bench.__main__ import cpu_name
+
     results["causal"] = {
+        "machine": cpu_name(),
         "new_tokens": new_tokens,
         "threads": threads,
         "concurrent": CONCURRENT,

@@ -15,6 +15,7 @@ import asyncio
 import json
 import struct
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -80,6 +81,9 @@ async def _measure(
     finally:
         await connection.close()
     latencies = [o.latency for o in outcomes if o.code == "OK"]
+    if not latencies:  # say why, rather than fail on an empty percentile
+        codes = Counter(o.code for o in outcomes)
+        raise RuntimeError(f"http bench: no request of {len(outcomes)} succeeded: {dict(codes)}")
     return latencies, len(outcomes) - len(latencies), seconds
 
 

@@ -189,7 +189,13 @@ def _vs_ct2_fp32(m: dict[str, Any]) -> dict[str, tuple[float, float]]:
     }
 
 
-def _seq2seq_lines(s2s: dict[str, Any] | None) -> list[str]:
+def _elsewhere(section: dict[str, Any], cpu: str) -> str:
+    """A sentence for a section re-run alone (`--only`) on another CPU than the rest."""
+    machine = section.get("machine", cpu)
+    return "" if machine == cpu else f" Measured on {machine}, not on the CPU above."
+
+
+def _seq2seq_lines(s2s: dict[str, Any] | None, cpu: str) -> list[str]:
     """Section 4: one column pair (tokens/s, TTFT) per model, then each model's goals."""
     if not s2s:
         return []
@@ -209,7 +215,7 @@ def _seq2seq_lines(s2s: dict[str, Any] | None) -> list[str]:
         "`generate_tokens`); generate() from calling it to its streamer's first put after the "
         f"prompt. Alone: median over the {n} run one at a time; {n} at once: median over "
         f"the {n}. The peers have no continuous batching: their {n} at once is one batch, "
-        "where every request gets its first token at the same step.",
+        "where every request gets its first token at the same step." + _elsewhere(s2s, cpu),
         "",
         "| case | " + " | ".join(f"{k}: tokens/s | {k}: TTFT ms" for k in models) + " |",
         "|---|" + "---:|---:|" * len(models),
@@ -353,7 +359,7 @@ def _ceiling_lines(
     ]
 
 
-def _causal_lines(c: dict[str, Any] | None) -> list[str]:
+def _causal_lines(c: dict[str, Any] | None, cpu: str) -> list[str]:
     """Section 6: decoder-only generation against CTranslate2 and generate(), the prefill
     stall, and the goals."""
     if not c:
@@ -368,7 +374,7 @@ def _causal_lines(c: dict[str, Any] | None) -> list[str]:
         f"checked), greedy, {c['threads']} threads, in process (no gRPC), each warmed up first "
         f"(`bench/causal.py`, peers in `bench/causal_peers.py`; took {c['seconds']:.0f} s). "
         f"attnserve prefills at most {c['prefill_tokens']} prompt tokens between two decode "
-        "steps. TTFT as in section 4.",
+        "steps. TTFT as in section 4." + _elsewhere(c, cpu),
         "",
         "| case | " + " | ".join(f"{k}: tokens/s | {k}: TTFT ms" for k in models) + " |",
         "|---|" + "---:|---:|" * len(models),
@@ -761,9 +767,9 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         )
     lines += _task_lines(results.get("tasks"))
     lines += _goal_lines(results.get("goal_rounds"), results.get("precisions"))
-    lines += _seq2seq_lines(results.get("seq2seq"))
+    lines += _seq2seq_lines(results.get("seq2seq"), results["machine"]["cpu"])
     lines += _explain_lines(results.get("explain"))
-    lines += _causal_lines(results.get("causal"))
+    lines += _causal_lines(results.get("causal"), results["machine"]["cpu"])
     lines += _http_lines(results.get("http"), results["machine"]["cpu"])
     lines.append("")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -102,7 +102,10 @@ def seq2seq_section(
     for key, shape in SHAPES.items():
         models[key] = _model_figures(key, shape, threads, log, new_tokens)
         log(f"seq2seq {key}: {models[key]}")
+    from bench.__main__ import cpu_name
+
     results["seq2seq"] = {
+        "machine": cpu_name(),
         "new_tokens": new_tokens,
         "threads": threads,
         "concurrent": CONCURRENT,

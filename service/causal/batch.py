@@ -50,10 +50,8 @@ class CausalBatch(RowBatch):
             self._filled[id(job)] = 0
         report = self._report(len(joining))
         started = time.perf_counter()
-        if any(self._prompted(j) for j in self.jobs) and not self._speculated(
-            report, self._graphs.verify
-        ):
-            self._decode(report)
+        if any(self._prompted(job) for job in self.jobs):
+            self._decode_or_speculate(report, self._graphs.verify, self._decode)
         self._prefill(report)
         report.decoder_seconds = time.perf_counter() - started
         report.capacity = self._cache.capacity

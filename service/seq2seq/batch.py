@@ -17,7 +17,7 @@ import numpy as np
 
 from service.seq2seq.cache import BatchCache
 from service.seq2seq.graphs import Seq2SeqGraphs
-from service.seq2seq.search import Advance, Search
+from service.seq2seq.search import Advance, Greedy, Search
 from service.seq2seq.speculation import Speculator, Verify
 
 
@@ -108,6 +108,19 @@ class RowBatch:
         if index != list(range(offset)):
             self._cache.select(np.array(index, dtype=np.int64))
 
+    def _decode_or_speculate(
+        self, report: StepReport, verify: Verify, decode: Callable[[StepReport], None]
+    ) -> None:
+        """A speculative round when one suits, else `decode` (a plain step of every row),
+        timed for the speculator when it is one greedy row's: it weighs rounds by it."""
+        if self._speculated(report, verify):
+            return
+        started = time.perf_counter()
+        decode(report)
+        alone = len(self.jobs) == 1 and report.stepped == 1
+        if self._speculator is not None and alone and type(self.jobs[0].search) is Greedy:
+            self._speculator.observe_step(time.perf_counter() - started)
+
     def _speculated(self, report: StepReport, verify: Verify) -> bool:
         """A speculative round instead of a step when the batch is one greedy request (and a
         draft model is loaded); whether one ran."""
@@ -157,8 +170,8 @@ class DecoderBatch(RowBatch):
             self.jobs.extend(joining)
         report = self._report(len(joining))
         started = time.perf_counter()
-        if self.jobs and not self._speculated(report, self._graphs.verify):
-            self._decode(report)
+        if self.jobs:
+            self._decode_or_speculate(report, self._graphs.verify, self._decode)
         report.decoder_seconds = time.perf_counter() - started
         report.capacity = self._cache.capacity
         report.copied = self._take_copied()
