@@ -435,8 +435,10 @@ def test_a_request_alone_decodes_speculatively_with_the_same_tokens(
     references: dict[str, Reference],
 ) -> None:
     """One request at a time: the int8 variant drafts, the fp32 graph checks; the tokens are
-    generate()'s all the same, and the drafts were both taken and turned down. A model whose
-    int8 variant fell below its floor (the tiny Qwen2) has no draft, and steps plainly."""
+    generate()'s all the same, and drafts were taken. Whether the int8 variant ever disagrees
+    with fp32 on these prompts depends on the CPU's kernels (CI saw none turned down on one
+    machine), so turned-down drafts are proven in process, with a draft that is always
+    wrong. A model whose int8 variant fell below its floor (the tiny Qwen2) has no draft."""
     reference = references[name]
     manifest = yaml.safe_load((causal_repository / name / "model.yaml").read_text())
     before = draft_tokens(causal_server, name)
@@ -450,7 +452,6 @@ def test_a_request_alone_decodes_speculatively_with_the_same_tokens(
         assert after == before == {"accepted": 0, "rejected": 0}
         return
     assert after["accepted"] > before["accepted"]
-    assert after["rejected"] > before["rejected"]
 
 
 def test_speculative_rounds_give_the_plain_tokens_whatever_the_draft(
