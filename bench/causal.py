@@ -41,7 +41,7 @@ from service.model_format import CausalSpec
 from service.runtime.precision import Route
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.search import Greedy, SearchSettings
-from service.seq2seq.speculation import Speculator
+from service.seq2seq.speculation import LOOKUP, Speculator
 from service.tasks.tokenizer import TextTokenizer
 
 CONCURRENT = 16
@@ -155,13 +155,14 @@ def _model_figures(
 def _speculator(
     manifest: model_format.Manifest, folder: Path, key: str, threads: int
 ) -> Speculator | None:
-    """The int8 variant as the draft of speculative rounds, as the server loads it."""
+    """The int8 variant as the draft of speculative rounds, with lookups, as the server loads it."""
     if "int8" not in manifest.variants:
         return None
     spec = manifest.running("int8").causal
     assert spec is not None
     route = Route("int8", ("cpu",), ())
-    return Speculator(CausalGraphs(f"bench-{key}.draft", folder, spec, route, threads))
+    draft = CausalGraphs(f"bench-{key}.draft", folder, spec, route, threads)
+    return Speculator(draft, lookup=LOOKUP)
 
 
 def _settings(spec: CausalSpec, new_tokens: int, prompt: int) -> SearchSettings:

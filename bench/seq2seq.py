@@ -43,7 +43,7 @@ from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.graphs import Seq2SeqGraphs
 from service.seq2seq.search import Greedy, SearchSettings
 from service.seq2seq.spec import Seq2SeqSpec
-from service.seq2seq.speculation import Speculator
+from service.seq2seq.speculation import LOOKUP, Speculator
 from service.tasks.tokenizer import TextTokenizer
 
 T5_SMALL = {
@@ -196,13 +196,14 @@ def _model_figures(
 def _speculator(
     manifest: model_format.Manifest, folder: Path, key: str, threads: int
 ) -> Speculator | None:
-    """The int8 variant as the draft of speculative rounds, as the server loads it."""
+    """The int8 variant as the draft of speculative rounds, with lookups, as the server loads it."""
     if "int8" not in manifest.variants:
         return None
     spec = manifest.running("int8").seq2seq
     assert spec is not None
     route = Route("int8", ("cpu",), ())
-    return Speculator(Seq2SeqGraphs(f"bench-{key}.draft", folder, spec, route, threads))
+    draft = Seq2SeqGraphs(f"bench-{key}.draft", folder, spec, route, threads)
+    return Speculator(draft, lookup=LOOKUP)
 
 
 def _steps(metrics: Metrics, model: str) -> float:

@@ -128,6 +128,14 @@ class Settings(BaseSettings):
         "int8: most tokens the int8 variant drafts per speculative round for a greedy "
         "request alone in its batch (the same tokens, faster); 0: off",
     )
+    draft_lookup: int = Field(
+        3,
+        ge=0,
+        le=8,
+        description="speculative rounds: longest run of a request's latest tokens looked up "
+        "in its prompt and output so far, whose earlier continuation is drafted for no model "
+        "call (prompt lookup); also for a model without an int8 variant, or served int8; 0: off",
+    )
     max_text_chars: int = Field(
         200_000, ge=1, description="longest text (code points) a request may send"
     )

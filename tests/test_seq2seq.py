@@ -544,7 +544,8 @@ def test_a_summary_alone_decodes_speculatively_with_the_same_tokens(
     references: dict[str, tuple[Any, Any]],
 ) -> None:
     """One request at a time on the fp32 model: its int8 variant drafts, the fp32 decoder
-    checks, and the tokens are generate()'s; the int8 model itself drafts nothing."""
+    checks, and the tokens are generate()'s; the int8 model itself has no draft model (its
+    rounds, if any, are lookups)."""
     models = {m.name: m for m in stub.ListModels(pb.ListModelsRequest(), timeout=5).models}
     assert models[SMALL_MODEL].precision == "fp32"
     before = draft_tokens(seq2seq_server, SMALL_MODEL)
@@ -554,7 +555,6 @@ def test_a_summary_alone_decodes_speculatively_with_the_same_tokens(
         assert list(reply.token_ids) == generate(references[SMALL_MODEL], text, max_new_tokens=24)
     after = draft_tokens(seq2seq_server, SMALL_MODEL)
     assert after["accepted"] > before["accepted"]
-    assert sum(draft_tokens(seq2seq_server, INT8_MODEL).values()) == 0
 
 
 def test_speculative_rounds_keep_the_searchs_tokens_and_processors(
@@ -595,3 +595,6 @@ def test_speculative_rounds_keep_the_searchs_tokens_and_processors(
     assert own == plain and accepted == drafted > 0
     wrong, drafted, accepted = generated(Speculator(Shifted(graphs), 6, weigh=False))
     assert wrong == plain and drafted > 0 and accepted == 0
+    # Lookups in the source and the output so far, before an always-wrong draft.
+    looked, drafted, _ = generated(Speculator(Shifted(graphs), 6, weigh=False, lookup=3))
+    assert looked == plain and drafted > 0

@@ -27,7 +27,7 @@ from service.seq2seq.batch import DecoderBatch
 from service.seq2seq.batcher import ContinuousBatcher
 from service.seq2seq.graphs import Seq2SeqGraphs
 from service.seq2seq.pipeline import Seq2SeqSummarizer
-from service.seq2seq.speculation import Speculator
+from service.seq2seq.speculation import Draft, Speculator
 from service.tasks.answer import SentenceAnswerer
 from service.tasks.embed import EncoderEmbedder
 from service.tasks.encoder import SentenceEncoder
@@ -128,14 +128,14 @@ class Builders:
             raise ModelLoadError(
                 f"tokenizer.json has {tokenizer.vocab_size} tokens; the model {spec.vocab_size}"
             )
-        speculator = None
         draft = self._draft(manifest, route)
+        drafter = None
         if draft is not None and draft.seq2seq is not None:
             drafter = Seq2SeqGraphs(
                 f"{model.name}.draft", folder, draft.seq2seq, DRAFT_ROUTE, settings.threads()
             )
             model.engines.extend([drafter.encoder, drafter.decoder])
-            speculator = Speculator(drafter, settings.draft_tokens, settings.prefill_tokens)
+        speculator = self._speculator(drafter, route)
         for each in (graphs, speculator and speculator.draft):
             if isinstance(each, Seq2SeqGraphs):
                 _warm_up_seq2seq(each)
@@ -181,14 +181,14 @@ class Builders:
         settings, spec = self._settings, manifest.causal
         graphs = CausalGraphs(model.name, folder, spec, route, settings.threads())
         model.engines.append(graphs.decoder)
-        speculator = None
         draft = self._draft(manifest, route)
+        drafter = None
         if draft is not None and draft.causal is not None:
             drafter = CausalGraphs(
                 f"{model.name}.draft", folder, draft.causal, DRAFT_ROUTE, settings.threads()
             )
             model.engines.append(drafter.decoder)
-            speculator = Speculator(drafter, settings.draft_tokens, settings.prefill_tokens)
+        speculator = self._speculator(drafter, route)
         tokenizer = TextTokenizer(folder / manifest.tokenizer_file, spec.context_window)
         if tokenizer.vocab_size > spec.vocab_size:
             raise ModelLoadError(
@@ -220,6 +220,19 @@ class Builders:
         table.add(SUMMARIZE, CausalSummarizer(generator, spec, self._metrics))
         model.providers, model.sessions = graphs.providers, graphs.decoder.concurrency
         return table
+
+    def _speculator(self, drafter: Draft | None, route: Route) -> Speculator | None:
+        """Speculative rounds on the CPU provider (a GPU's step is not bound by the bytes it
+        reads the way a CPU's is) when --draft-tokens is not 0: the draft model's and lookups,
+        or lookups alone."""
+        settings = self._settings
+        if settings.draft_tokens == 0 or route.providers != ("cpu",):
+            return None
+        if drafter is None and settings.draft_lookup == 0:
+            return None
+        return Speculator(
+            drafter, settings.draft_tokens, settings.prefill_tokens, lookup=settings.draft_lookup
+        )
 
     def _draft(self, manifest: Manifest, route: Route) -> Manifest | None:
         """The model's int8 variant, to draft speculative rounds (service/seq2seq/
